@@ -1,0 +1,1 @@
+"""The ``zoo`` command line. Each module here adds its commands through ``register(app)``."""
