@@ -44,3 +44,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip_gpu)
+
+
+@pytest.fixture(scope="session")
+def shared_dir_or_none() -> Path | None:
+    """The ../shared folder, or None when it is absent (for tests that can run either way)."""
+    return SHARED if SHARED.is_dir() else None

@@ -1,0 +1,121 @@
+"""``zoo recipe check|show`` and ``zoo swap``: validate, resolve and edit recipes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from zoo.errors import ZooError
+
+recipe_app = typer.Typer(help="Validate and print recipes.", no_args_is_help=True)
+
+SET_HELP = "Override a recipe value: dotted.key=value (YAML scalar or list). Repeatable."
+
+
+def _dump(data: dict) -> str:
+    import yaml
+
+    return yaml.safe_dump(data, sort_keys=False, width=120, allow_unicode=True)
+
+
+def count_parameters(obj: object) -> int | None:
+    """Number of parameters of an nn.Module (None for components that are not modules)."""
+    parameters = getattr(obj, "parameters", None)
+    if parameters is None or not callable(parameters):
+        return None
+    return sum(p.numel() for p in parameters())
+
+
+def build_blocks(recipe, *, data: bool = True) -> list[tuple[str, str, str, str]]:
+    """Build every component block of a recipe on the CPU; rows of (path, kind, name, size)."""
+    from zoo.registry import create
+
+    rows = []
+    for path, kind, block in recipe.blocks():
+        if kind == "dataset" and not data:
+            rows.append((path, kind, block["name"], "not built (--no-data)"))
+            continue
+        obj = create(kind, block, where=recipe.where(path))
+        n = count_parameters(obj)
+        if n is not None:
+            size = f"{n:,} parameters"
+        elif kind == "dataset" and hasattr(obj, "__len__"):
+            size = f"{len(obj):,} samples"
+        else:
+            size = "-"
+        rows.append((path, kind, block["name"], size))
+    return rows
+
+
+@recipe_app.command("check")
+def check_cmd(
+    files: list[Path] = typer.Argument(..., help="Recipe files."),
+    overrides: list[str] = typer.Option(None, "--set", "-s", help=SET_HELP),
+    data: bool = typer.Option(True, "--data/--no-data", help="Also build the dataset (reads the data folders)."),
+) -> None:
+    """Validate recipes and build every component they name on the CPU, printing parameter counts."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from zoo.recipe import load_recipe
+
+    console = Console(soft_wrap=True)
+    failed = 0
+    for file in files:
+        try:
+            recipe = load_recipe(file, overrides or [])
+            rows = build_blocks(recipe, data=data)
+        except ZooError as exc:
+            failed += 1
+            console.print(f"[red]FAIL[/red] {file}: {exc}", markup=True, highlight=False)
+            continue
+        table = Table(title=f"[green]OK[/green] {file} ({recipe.name}, trainer {recipe.train.trainer})", title_justify="left")
+        for col in ("block", "kind", "name", "size"):
+            table.add_column(col)
+        for row in rows:
+            table.add_row(*row)
+        console.print(table)
+    if failed:
+        raise typer.Exit(code=2)
+
+
+@recipe_app.command("show")
+def show_cmd(
+    file: Path = typer.Argument(..., help="Recipe file."),
+    overrides: list[str] = typer.Option(None, "--set", "-s", help=SET_HELP),
+    defaults: bool = typer.Option(False, "--defaults", help="Also print every key left at its default."),
+) -> None:
+    """Print the resolved recipe (base merged, overrides applied), after validating it."""
+    from zoo.recipe import load_recipe
+
+    recipe = load_recipe(file, overrides or [])
+    typer.echo(_dump(recipe.to_dict(defaults=defaults)), nl=False)
+
+
+def swap_cmd(
+    file: Path = typer.Argument(..., help="Recipe file."),
+    dotted: str = typer.Argument(..., help="Dotted path of the component block, e.g. model.discriminators.global.discriminator."),
+    new_name: str = typer.Argument(..., help="The registered component to put there (same kind)."),
+    output: Path = typer.Option(None, "--output", "-o", help="Write the new recipe here (default: print it)."),
+) -> None:
+    """Replace one component of a recipe by another registered one of the same kind."""
+    from rich.console import Console
+
+    from zoo.recipe import swap_component
+
+    text, kind, old, dropped = swap_component(file, dotted, new_name)
+    err = Console(stderr=True, highlight=False)
+    err.print(f"{dotted}: {kind} {old!r} -> {new_name!r}")
+    if dropped:
+        err.print(f"dropped parameters the new {kind} does not accept: {', '.join(sorted(dropped))}")
+    if output is None:
+        typer.echo(text, nl=False)
+    else:
+        output.write_text(text, encoding="utf-8")
+        err.print(f"wrote {output}")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(recipe_app, name="recipe")
+    app.command("swap")(swap_cmd)

@@ -1,0 +1,99 @@
+"""``zoo list`` and ``zoo show``: browse the registry (listing reads registry.yaml and never imports torch)."""
+
+from __future__ import annotations
+
+import json
+
+import typer
+
+from zoo.errors import UnknownComponentError, available, suggest
+from zoo.registry import KINDS, entries, find_entry
+
+
+def _console():
+    from rich.console import Console
+
+    return Console(soft_wrap=False)
+
+
+def list_cmd(
+    filters: list[str] = typer.Argument(
+        None, help="A kind (generator, discriminator, ...), a glob on the name ('*gan*'), or both."
+    ),
+    fmt: str = typer.Option("table", "--format", "-f", help="table, names or json."),
+) -> None:
+    """List registered components: kind, name, summary, paper."""
+    kind, pattern = _split_filters(filters or [])
+    found = entries(kind, pattern)
+    if fmt == "names":
+        for e in found:
+            typer.echo(f"{e.kind}/{e.name}")
+        return
+    if fmt == "json":
+        typer.echo(json.dumps([e.as_dict() for e in found], indent=2))
+        return
+    if fmt != "table":
+        raise UnknownComponentError(f"Unknown --format {fmt!r}.{suggest(fmt, ['table', 'names', 'json'])} Use table, names or json.")
+    from rich.table import Table
+
+    table = Table(title=f"{len(found)} component(s)", title_justify="left")
+    for col in ("kind", "name", "summary", "paper"):
+        table.add_column(col, overflow="fold")
+    for e in found:
+        name = e.name if e.origin == "zoo" else f"{e.name} [dim]({e.origin})[/dim]"
+        table.add_row(e.kind, name, e.summary, e.paper)
+    console = _console()
+    console.print(table)
+    if not found:
+        console.print("No component matches." + (f" Kinds: {', '.join(KINDS)}." if kind is None else ""))
+
+
+def _split_filters(filters: list[str]) -> tuple[str | None, str | None]:
+    if len(filters) > 2:
+        raise UnknownComponentError("zoo list takes at most a kind and a name pattern, e.g. zoo list generator '*gan*'.")
+    kind = pattern = None
+    for item in filters:
+        if item in KINDS and kind is None:
+            kind = item
+        elif item.rstrip("s") in KINDS and kind is None:  # 'generators' reads naturally
+            kind = item.rstrip("s")
+        elif pattern is None:
+            pattern = item if any(c in item for c in "*?[") else f"*{item}*"
+        else:
+            raise UnknownComponentError(f"{item!r} is not a component kind.{suggest(item, KINDS)} {available(KINDS)}")
+    return kind, pattern
+
+
+def show_cmd(
+    name: str = typer.Argument(..., help="A registered component name."),
+    kind: str = typer.Option(None, "--kind", "-k", help="Disambiguate a name used by several kinds."),
+) -> None:
+    """Show a component: parameters (name, type, default), docstring, paper, source file and line."""
+    import inspect
+
+    from rich.table import Table
+
+    from zoo.registry import get, source_location
+
+    entry = find_entry(name, kind)
+    obj = get(entry.kind, entry.name)  # imports only the module that holds it
+    console = _console()
+    console.print(f"[bold]{entry.kind}/{entry.name}[/bold]  {entry.summary}")
+    console.print(f"paper:  {entry.paper or '-'}")
+    console.print(f"tags:   {', '.join(entry.tags) or '-'}")
+    console.print(f"target: {entry.target}")
+    console.print(f"source: {source_location(entry.kind, entry.name)}")
+    table = Table(title="parameters", title_justify="left")
+    for col in ("name", "type", "default"):
+        table.add_column(col, overflow="fold")
+    for p in entry.params:
+        table.add_row(p.name, p.type, "(required)" if p.required else repr(p.default))
+    console.print(table)
+    doc = inspect.getdoc(obj) or ""
+    if doc:
+        console.print(doc, markup=False, highlight=False)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("list")(list_cmd)
+    app.command("show")(show_cmd)

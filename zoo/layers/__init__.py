@@ -1,0 +1,1 @@
+"""Shared building blocks (not registered): conv blocks, inference-time fusion."""

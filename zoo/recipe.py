@@ -1,0 +1,485 @@
+"""Recipes: YAML files that put registered components together.
+
+A recipe has the sections ``name, description, seed, base, data, model, train, tracking``::
+
+    name: enlightengan
+    base: other.yaml                 # optional: inherit, then override (dicts merge; lists and blocks replace)
+    data: {name: image_folder, source: ..., target: ...}
+    model: {generator: {name: enlightengan_unet}, ...}   # validated by the trainer's ModelSpec
+    train: {trainer: gan, steps: 1000, ...}               # validated by the trainer's TrainSpec
+    tracking: {enabled: true}
+
+Loading never runs arbitrary code: YAML is read with the safe loader and a recipe can only name registered
+components. Validation (pydantic) happens before anything heavy runs; every error names the file and the dotted
+key, and unknown keys get a "Did you mean ...?".
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import types
+import typing
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator, ValidationError
+
+from zoo.errors import RecipeError, ZooError, suggest
+from zoo.registry import EntryInfo, entries, find_entry, get
+from zoo.train.specs import CommonTrainSpec, StrictModel, TrackingSpec
+
+TOP_LEVEL_KEYS = ("name", "description", "seed", "base", "data", "model", "train", "tracking")
+MAX_BASE_DEPTH = 16
+
+
+# ----------------------------------------------------------------------------------------------- blocks
+
+
+@dataclasses.dataclass(frozen=True)
+class ComponentKind:
+    """Marks a recipe field that holds a component block of one kind."""
+
+    kind: str
+
+
+def _component_validator(kind: str):
+    def validate(value: Any) -> dict[str, Any]:
+        if isinstance(value, str):
+            value = {"name": value}
+        if not isinstance(value, Mapping):
+            raise ValueError(f"expected a {kind} block {{name: ..., <params>}} or a {kind} name, got {value!r}")
+        if "name" not in value:
+            raise ValueError(f"this {kind} block has no 'name' key (keys: {sorted(value)}); add name: <a {kind}>")
+        name = value["name"]
+        entry = _lookup(kind, str(name))
+        known = {p.name for p in entry.params}
+        for key in value:
+            if key != "name" and known and key not in known:
+                raise ValueError(
+                    f"{kind} {name!r} has no parameter {key!r}.{suggest(key, known)} "
+                    f"Accepted parameters: {', '.join(sorted(known))}"
+                )
+        return dict(value)
+
+    return validate
+
+
+def _lookup(kind: str, name: str) -> EntryInfo:
+    try:
+        return find_entry(name, kind)
+    except ZooError as exc:
+        raise ValueError(str(exc)) from None
+
+
+class _ComponentAlias:
+    """``Component["generator"]``: the annotation of a recipe field holding a generator block."""
+
+    def __getitem__(self, kind: str) -> Any:
+        return Annotated[dict[str, Any], ComponentKind(kind), BeforeValidator(_component_validator(kind))]
+
+
+Component = _ComponentAlias()
+
+
+# ----------------------------------------------------------------------------------------------- recipe
+
+
+class RecipeFile(StrictModel):
+    """The top level of a recipe file (sections validated further by the trainer)."""
+
+    name: str
+    description: str = ""
+    seed: int = 0
+    data: Component["dataset"]
+    model: dict[str, Any]
+    train: dict[str, Any]
+    tracking: TrackingSpec = TrackingSpec()
+
+
+@dataclasses.dataclass
+class Recipe:
+    """A loaded, resolved and validated recipe."""
+
+    name: str
+    description: str
+    seed: int
+    data: dict[str, Any]
+    model: BaseModel
+    train: CommonTrainSpec
+    tracking: TrackingSpec
+    raw: dict[str, Any]
+    source: Path | None = None
+    trainer_cls: Any = None
+
+    def where(self, dotted: str) -> str:
+        return f"{self.source or '<recipe>'}: {dotted}"
+
+    def blocks(self) -> list[tuple[str, str, dict[str, Any]]]:
+        """Every top-level component block: ``(dotted path, kind, block)``, data first."""
+        found = [("data", "dataset", self.data)]
+        found.extend(_iter_blocks(self.model, "model"))
+        return found
+
+    def to_dict(self, *, defaults: bool = False) -> dict[str, Any]:
+        """The resolved recipe; with ``defaults`` every section also lists the keys left at their defaults."""
+        if not defaults:
+            return copy.deepcopy(self.raw)
+        out = {"name": self.name, "description": self.description, "seed": self.seed, "data": dict(self.data)}
+        out["model"] = self.model.model_dump(mode="json")
+        out["train"] = self.train.model_dump(mode="json")
+        out["tracking"] = self.tracking.model_dump(mode="json")
+        return out
+
+
+def _iter_blocks(model: BaseModel, prefix: str) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    for field_name, info in type(model).model_fields.items():
+        value = getattr(model, field_name)
+        path = f"{prefix}.{field_name}"
+        kind = next((m.kind for m in info.metadata if isinstance(m, ComponentKind)), None)
+        if kind is None:
+            kind = _kind_in_annotation(info.annotation)
+        if kind is not None and isinstance(value, Mapping) and "name" in value:
+            yield path, kind, value
+            continue
+        yield from _iter_nested(value, path)
+
+
+def _iter_nested(value: Any, path: str) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    if isinstance(value, BaseModel):
+        yield from _iter_blocks(value, path)
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            yield from _iter_nested(item, f"{path}.{key}")
+    elif isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            yield from _iter_nested(item, f"{path}.{i}")
+
+
+def _kind_in_annotation(annotation: Any) -> str | None:
+    for meta in getattr(annotation, "__metadata__", ()):
+        if isinstance(meta, ComponentKind):
+            return meta.kind
+    for arg in typing.get_args(annotation):  # Optional[Component[...]]
+        if getattr(arg, "__metadata__", None):
+            found = _kind_in_annotation(arg)
+            if found:
+                return found
+    return None
+
+
+# ----------------------------------------------------------------------------------------------- loading
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """Read one recipe file with the safe loader; a sentence on any error."""
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        hint = ""
+        recipes = Path(__file__).resolve().parent.parent / "recipes"
+        if recipes.is_dir():
+            names = sorted(p.name for p in recipes.glob("*.yaml"))
+            hint = f"{suggest(path.name, names)} Recipes shipped in {recipes}: {', '.join(names) or 'none'}."
+        raise RecipeError(f"Recipe file {path} does not exist.{hint}")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise RecipeError(f"{path}: invalid YAML{where}: {problem}.") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise RecipeError(f"{path}: a recipe is a mapping of sections ({', '.join(TOP_LEVEL_KEYS)}), got {type(data).__name__}.")
+    return data
+
+
+def merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """Deep-merge ``override`` into ``base``.
+
+    Dicts merge key by key; lists, scalars and component blocks (dicts with a ``name`` key) replace whole, so
+    a recipe that names another component never inherits the old component's parameters.
+    """
+    out = copy.deepcopy(dict(base))
+    for key, value in override.items():
+        old = out.get(key)
+        if isinstance(value, Mapping) and isinstance(old, Mapping) and "name" not in value:
+            out[key] = merge(old, value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def resolve_file(path: str | Path, _chain: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """Read a recipe and merge its ``base:`` chain (paths relative to the file that names them)."""
+    path = Path(path).resolve()
+    if path in _chain:
+        cycle = " -> ".join(str(p) for p in (*_chain, path))
+        raise RecipeError(f"Recipe base chain loops: {cycle}.")
+    if len(_chain) > MAX_BASE_DEPTH:
+        raise RecipeError(f"{path}: base chain is deeper than {MAX_BASE_DEPTH} recipes.")
+    return resolve_data(read_yaml(path), path, _chain)
+
+
+def resolve_data(data: dict[str, Any], path: str | Path, _chain: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """Merge the ``base:`` chain of recipe data read from ``path``."""
+    path = Path(path).resolve()
+    data = dict(data)
+    base = data.pop("base", None)
+    if base is None:
+        return data
+    if not isinstance(base, str):
+        raise RecipeError(f"{path}: base: names one recipe file (a string), got {base!r}.")
+    base_path = (path.parent / base) if not Path(base).is_absolute() else Path(base)
+    if not base_path.is_file():
+        raise RecipeError(f"{path}: base: {base!r} does not exist (looked for {base_path}).")
+    return merge(resolve_file(base_path, (*_chain, path)), data)
+
+
+def parse_override(item: str) -> tuple[list[str], Any]:
+    """Parse ``a.b.c=value`` (value read as a YAML scalar or list) into the key path and the value."""
+    import yaml
+
+    if "=" not in item:
+        raise RecipeError(f"Override {item!r} is not of the form dotted.key=value (e.g. train.steps=200).")
+    key, _, text = item.partition("=")
+    key = key.strip()
+    parts = key.split(".")
+    if not key or any(not p for p in parts):
+        raise RecipeError(f"Override {item!r}: the key {key!r} is not a dotted path like train.steps.")
+    try:
+        value = yaml.safe_load(text) if text.strip() else ""
+    except yaml.YAMLError:
+        value = text
+    return parts, value
+
+
+def apply_overrides(raw: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
+    """Apply ``--set`` overrides to a resolved recipe dict (returns a new dict)."""
+    out = copy.deepcopy(raw)
+    for item in overrides:
+        parts, value = parse_override(item)
+        node = out
+        for i, part in enumerate(parts[:-1]):
+            nxt = node.get(part)
+            if nxt is None:
+                nxt = node[part] = {}
+            if not isinstance(nxt, dict):
+                where = ".".join(parts[: i + 1])
+                raise RecipeError(f"Override {item!r}: {where} is {nxt!r}, not a section, so it has no keys.")
+            node = nxt
+        node[parts[-1]] = value
+    return out
+
+
+def load_recipe(path: str | Path, overrides: Sequence[str] = ()) -> Recipe:
+    """Load, resolve (``base:`` and ``--set`` overrides) and validate a recipe file."""
+    raw = apply_overrides(resolve_file(path), overrides)
+    return recipe_from_dict(raw, source=Path(path))
+
+
+def recipe_from_dict(raw: Mapping[str, Any], source: str | Path | None = None) -> Recipe:
+    """Validate an already-resolved recipe mapping."""
+    src = str(source) if source is not None else "<recipe>"
+    raw = dict(raw)
+    raw.pop("base", None)
+    _check_keys(raw, RecipeFile, (), src)
+    top = _validated(RecipeFile, raw, (), src)
+    trainer_name = top.train.get("trainer")
+    if not trainer_name:
+        raise RecipeError(f"{src}: train.trainer is missing; name a registered trainer.{_trainers_hint()}")
+    try:
+        trainer_cls = get("trainer", str(trainer_name))
+    except ZooError as exc:
+        raise RecipeError(f"{src}: train.trainer: {exc}") from None
+    model_spec = getattr(trainer_cls, "ModelSpec", None)
+    train_spec = getattr(trainer_cls, "TrainSpec", CommonTrainSpec)
+    if model_spec is None:
+        raise RecipeError(f"{src}: trainer {trainer_name!r} declares no ModelSpec, so its model section cannot be checked.")
+    _check_keys(top.model, model_spec, ("model",), src)
+    _check_keys(top.train, train_spec, ("train",), src)
+    model = _validated(model_spec, top.model, ("model",), src)
+    train = _validated(train_spec, top.train, ("train",), src)
+    recipe = Recipe(
+        name=top.name,
+        description=top.description,
+        seed=top.seed,
+        data=top.data,
+        model=model,
+        train=train,
+        tracking=top.tracking,
+        raw=copy.deepcopy(dict(raw)),
+        source=Path(source) if source is not None else None,
+        trainer_cls=trainer_cls,
+    )
+    check = getattr(trainer_cls, "check_recipe", None)
+    if check is not None:  # cross-section checks (e.g. the policy's K against the software's)
+        try:
+            check(recipe)
+        except ZooError as exc:
+            raise RecipeError(f"{src}: {exc}") from None
+    return recipe
+
+
+def _trainers_hint() -> str:
+    names = [e.name for e in entries("trainer")]
+    return f" Available trainers: {', '.join(names)}." if names else ""
+
+
+# ----------------------------------------------------------------------------------------------- validation
+
+
+def _model_class(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    return None
+
+
+def _check_keys(value: Any, spec: Any, loc: tuple[str | int, ...], src: str) -> None:
+    """Reject unknown keys anywhere in ``value`` against the pydantic model/annotation ``spec``, with suggestions."""
+    model = _model_class(spec)
+    if model is not None:
+        if not isinstance(value, Mapping):
+            return  # pydantic reports the type error
+        fields = model.model_fields
+        allowed = set(fields) | {f.alias for f in fields.values() if f.alias}
+        if model.model_config.get("extra") == "forbid":
+            for key in value:
+                if key not in allowed:
+                    dotted = ".".join(str(p) for p in (*loc, key))
+                    raise RecipeError(
+                        f"{src}: {dotted}: unknown key.{suggest(str(key), allowed)} "
+                        f"Accepted keys here: {', '.join(sorted(allowed))}."
+                    )
+        for name, info in fields.items():
+            if name in value:
+                _check_keys(value[name], info.annotation, (*loc, name), src)
+        return
+    origin = typing.get_origin(spec)
+    args = typing.get_args(spec)
+    if origin is Annotated:
+        _check_keys(value, args[0], loc, src)
+    elif origin in (dict, Mapping) and len(args) == 2 and isinstance(value, Mapping):
+        for key, item in value.items():
+            _check_keys(item, args[1], (*loc, key), src)
+    elif origin in (list, tuple, Sequence) and args and isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            _check_keys(item, args[0], (*loc, i), src)
+    elif origin in (typing.Union, types.UnionType):
+        for arg in args:
+            if _model_class(arg) is not None and isinstance(value, Mapping):
+                _check_keys(value, arg, loc, src)
+
+
+def _validated(model: type[BaseModel], value: Any, loc: tuple[str, ...], src: str) -> Any:
+    try:
+        return model.model_validate(value)
+    except ValidationError as exc:
+        raise RecipeError(_format_validation(exc, loc, src)) from None
+
+
+def _format_validation(exc: ValidationError, loc: tuple[str, ...], src: str) -> str:
+    lines = []
+    for err in exc.errors():
+        path = ".".join(str(p) for p in (*loc, *err["loc"]) if not str(p).startswith("function-"))
+        msg = err.get("msg", "invalid")
+        msg = msg.removeprefix("Value error, ")
+        got = err.get("input")
+        shown = "" if err.get("type") in ("missing", "value_error") or isinstance(got, Mapping) else f" (got {got!r})"
+        lines.append(f"{src}: {path or '<top>'}: {msg}{shown}.".replace("..", "."))
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------------------------- helpers
+
+
+def get_path(data: Mapping[str, Any], dotted: str) -> Any:
+    """The value at ``a.b.c`` in nested mappings (a RecipeError naming the missing key otherwise)."""
+    node: Any = data
+    walked = []
+    for part in dotted.split("."):
+        walked.append(part)
+        if isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+            continue
+        if not isinstance(node, Mapping) or part not in node:
+            keys = sorted(node) if isinstance(node, Mapping) else []
+            raise RecipeError(
+                f"{'.'.join(walked)} is not in the recipe.{suggest(part, keys)}"
+                + (f" Keys at this level: {', '.join(map(str, keys))}." if keys else "")
+            )
+        node = node[part]
+    return node
+
+
+def set_path(data: dict[str, Any], dotted: str, value: Any) -> None:
+    """Set ``a.b.c`` in nested dicts, creating sections as needed."""
+    parts = dotted.split(".")
+    node = data
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+    node[parts[-1]] = value
+
+
+def flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Flatten nested mappings into dotted keys (lists kept as values), e.g. for MLflow params."""
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        dotted = f"{prefix}.{key}" if prefix else str(key)
+        if isinstance(value, Mapping) and value:
+            out.update(flatten(value, dotted))
+        else:
+            out[dotted] = value
+    return out
+
+
+def swap_component(path: str | Path, dotted: str, new_name: str) -> tuple[str, str, str, list[str]]:
+    """Replace the component block at ``dotted`` in a recipe file by ``new_name`` (same kind).
+
+    Parameters the new component accepts are kept, the others dropped. The result is validated.
+
+    Returns:
+        The new recipe text, the kind, the old component's name, and the dropped parameter names.
+    """
+    import yaml
+
+    path = Path(path)
+    resolved = resolve_file(path)
+    block = get_path(resolved, dotted)
+    if not isinstance(block, Mapping) or "name" not in block:
+        raise RecipeError(f"{path}: {dotted} is not a component block ({{name: ..., <params>}}), it is {block!r}.")
+    old_name = str(block["name"])
+    kind = _kind_at(resolved, path, dotted, old_name)
+    new_entry = _lookup_for_swap(kind, new_name, path, dotted)
+    accepted = {p.name for p in new_entry.params}
+    kept = {k: v for k, v in block.items() if k != "name" and k in accepted}
+    dropped = [k for k in block if k != "name" and k not in accepted]
+    own = read_yaml(path)
+    set_path(own, dotted, {"name": new_name, **kept})
+    recipe_from_dict(resolve_data(own, path), source=path)  # the result must validate
+    text = yaml.safe_dump(own, sort_keys=False, width=120, allow_unicode=True)
+    return text, kind, old_name, dropped
+
+
+def _kind_at(resolved: dict[str, Any], path: Path, dotted: str, old_name: str) -> str:
+    try:
+        for block_path, kind, _ in recipe_from_dict(resolved, source=path).blocks():
+            if block_path == dotted:
+                return kind
+    except RecipeError:
+        pass  # an invalid recipe can still be repaired by a swap: fall back to the index
+    try:
+        return find_entry(old_name).kind
+    except ZooError as exc:
+        raise RecipeError(f"{path}: {dotted}: cannot tell the kind of {old_name!r}: {exc}") from None
+
+
+def _lookup_for_swap(kind: str, name: str, path: Path, dotted: str) -> EntryInfo:
+    try:
+        return find_entry(name, kind)
+    except ZooError as exc:
+        raise RecipeError(f"{path}: {dotted} holds a {kind}, so the replacement must be a {kind}: {exc}") from None
