@@ -51,17 +51,25 @@ def list_cmd(
 def _split_filters(filters: list[str]) -> tuple[str | None, str | None]:
     if len(filters) > 2:
         raise UnknownComponentError("zoo list takes at most a kind and a name pattern, e.g. zoo list generator '*gan*'.")
-    kind = pattern = None
-    for item in filters:
-        if item in KINDS and kind is None:
-            kind = item
-        elif item.rstrip("s") in KINDS and kind is None:  # 'generators' reads naturally
-            kind = item.rstrip("s")
-        elif pattern is None:
-            pattern = item if any(c in item for c in "*?[") else f"*{item}*"
-        else:
-            raise UnknownComponentError(f"{item!r} is not a component kind.{suggest(item, KINDS)} {available(KINDS)}")
+    kinds = [_as_kind(f) for f in filters]
+    if len(filters) == 2 and not any(kinds):
+        bad = next((f for f in filters if not any(c in f for c in "*?[")), filters[0])
+        raise UnknownComponentError(f"{bad!r} is not a component kind.{suggest(bad, KINDS)} {available(KINDS)}")
+    kind = next((k for k in kinds if k), None)
+    rest = [f for f, k in zip(filters, kinds, strict=True) if not k]
+    pattern = None
+    if rest:
+        item = rest[0]
+        pattern = item if any(c in item for c in "*?[") else f"*{item}*"
     return kind, pattern
+
+
+def _as_kind(item: str) -> str | None:
+    if item in KINDS:
+        return item
+    if item.endswith("s") and item[:-1] in KINDS:  # 'generators' reads naturally
+        return item[:-1]
+    return None
 
 
 def show_cmd(

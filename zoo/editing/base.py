@@ -96,6 +96,9 @@ class Operator(nn.Module):
     space: ClassVar[str] = "srgb"
     monotone: ClassVar[str | None] = None
 
+    def __init__(self) -> None:
+        super().__init__()
+
     @property
     def op_name(self) -> str:
         return getattr(type(self), "__zoo_name__", type(self).__name__.lower())

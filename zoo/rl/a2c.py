@@ -67,10 +67,10 @@ class A2C:
         value_loss = 0.5 * (value - batch.rewards).pow(2).mean()
         grad_norm = step(self.optimizer, policy_loss + self.value_coef * value_loss, self.max_grad_norm)
         return {
-            "policy_loss": float(policy_loss),
-            "value_loss": float(value_loss),
-            "entropy": float(entropy.mean()),
-            "advantage": float(advantage.mean()),
+            "policy_loss": policy_loss.item(),
+            "value_loss": value_loss.item(),
+            "entropy": entropy.mean().item(),
+            "advantage": advantage.mean().item(),
             "grad_norm": grad_norm,
         }
 

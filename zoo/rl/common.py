@@ -86,6 +86,7 @@ def act(policy: nn.Module, obs: Tensor, deterministic: bool = False) -> tuple[Te
         ``(actions N x K, log_probs N, values N, logits N x K x L)``.
     """
     logits, values = policy(obs)
+    logits, values = logits.detach(), values.detach()  # views made under no_grad can still carry requires_grad
     actions = select_actions(logits, deterministic)
     return actions, categorical_log_prob(logits, actions), values, logits
 

@@ -74,7 +74,7 @@ class PPO:
         """``epochs`` passes of clipped-surrogate steps over the batch; returns metrics of the last pass."""
         assert self.policy is not None and self.optimizer is not None, "call bind(policy) first"
         n = batch.rewards.shape[0]
-        advantage = batch.rewards - batch.values
+        advantage = (batch.rewards - batch.values).detach()
         if self.normalize_advantage and n > 1:
             advantage = (advantage - advantage.mean()) / (advantage.std() + 1e-8)
         size = max(1, n // self.minibatches)
@@ -86,7 +86,7 @@ class PPO:
                 logits, value = self.policy(batch.obs[idx])
                 log_prob = categorical_log_prob(logits, batch.actions[idx])
                 entropy = categorical_entropy(logits)
-                log_ratio = log_prob - batch.log_probs[idx]
+                log_ratio = log_prob - batch.log_probs[idx].detach()
                 ratio = log_ratio.exp()
                 adv = advantage[idx]
                 surrogate = torch.max(-adv * ratio, -adv * ratio.clamp(1 - self.clip_coef, 1 + self.clip_coef))
@@ -95,9 +95,9 @@ class PPO:
                 grad_norm = step(self.optimizer, policy_loss + self.value_coef * value_loss, self.max_grad_norm)
                 with torch.no_grad():
                     stats = {
-                        "policy_loss": float(policy_loss),
-                        "value_loss": float(value_loss),
-                        "entropy": float(entropy.mean()),
+                        "policy_loss": policy_loss.item(),
+                        "value_loss": value_loss.item(),
+                        "entropy": entropy.mean().item(),
                         "approx_kl": float(((ratio - 1) - log_ratio).mean()),
                         "clip_fraction": float(((ratio - 1).abs() > self.clip_coef).float().mean()),
                         "grad_norm": grad_norm,

@@ -70,10 +70,10 @@ class Reinforce:
         baseline_used = self.baseline
         self.baseline = self.baseline_decay * self.baseline + (1 - self.baseline_decay) * mean_reward
         return {
-            "policy_loss": float(policy_loss),
-            "entropy": float(entropy.mean()),
+            "policy_loss": policy_loss.item(),
+            "entropy": entropy.mean().item(),
             "baseline": baseline_used,
-            "advantage": float(advantage.mean()),
+            "advantage": advantage.mean().item(),
             "grad_norm": grad_norm,
         }
 
