@@ -253,3 +253,22 @@ def test_compat_does_nothing_when_the_extension_loads():
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.split()[:2] == ["extension", "True"]
+
+
+def test_the_wheel_ships_the_index(tmp_path):
+    """A regular (non-editable) install finds registry.yaml inside the package."""
+    import zipfile
+
+    out = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path), str(ROOT)],
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    wheel = next(tmp_path.glob("enhance_zoo-*.whl"))
+    with zipfile.ZipFile(wheel) as zf:
+        names = zf.namelist()
+        assert "zoo/registry.yaml" in names
+        assert zf.read("zoo/registry.yaml").decode() == (ROOT / "registry.yaml").read_text(encoding="utf-8")
+        entry_points = zf.read(next(n for n in names if n.endswith("entry_points.txt"))).decode()
+    assert "zoo = zoo.cli.main:main" in entry_points

@@ -48,10 +48,10 @@ def export_onnx(
     generator: nn.Module,
     path: str | os.PathLike[str],
     *,
-    example_size: tuple[int, int] = (64, 96),
+    example_size: tuple[int, int] = (67, 93),
     opset: int = 18,
     check: bool = True,
-    check_size: tuple[int, int] = (80, 112),
+    check_size: tuple[int, int] = (75, 101),
     atol: float = 1e-4,
 ) -> ExportReport:
     """Export ``generator`` to ONNX with dynamic batch, height and width, then check it in onnxruntime.

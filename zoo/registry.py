@@ -466,8 +466,10 @@ def _source_of(obj: Any) -> str:
 
 
 def summary_of(obj: Any) -> str:
+    """The docstring's first line, without reST markup."""
     doc = inspect.getdoc(obj) or ""
-    return doc.strip().splitlines()[0].strip() if doc.strip() else ""
+    first = doc.strip().splitlines()[0].strip() if doc.strip() else ""
+    return first.replace("``", "")
 
 
 def describe(kind: str, name: str) -> EntryInfo:

@@ -37,8 +37,10 @@ def list_cmd(
     from rich.table import Table
 
     table = Table(title=f"{len(found)} component(s)", title_justify="left")
-    for col in ("kind", "name", "summary", "paper"):
-        table.add_column(col, overflow="fold")
+    table.add_column("kind", no_wrap=True)
+    table.add_column("name", no_wrap=True)
+    table.add_column("summary", overflow="ellipsis", no_wrap=True, ratio=3)
+    table.add_column("paper", overflow="ellipsis", no_wrap=True, ratio=1)
     for e in found:
         name = e.name if e.origin == "zoo" else f"{e.name} [dim]({e.origin})[/dim]"
         table.add_row(e.kind, name, e.summary, e.paper)

@@ -41,17 +41,20 @@ def white_balance(x: Tensor, gains: Tensor) -> Tensor:
 
 
 def _curve(x: Tensor, slopes: Tensor) -> Tensor:
-    """Monotone piecewise-linear curve with ``L`` equal segments (Hu et al. eq. 5).
+    """Monotone piecewise-linear curve with ``L`` equal segments (Hu et al., eq. 5).
 
-    ``f(x) = L / sum(k) * sum_i k_i clip(x - i / L, 0, 1 / L)``; ``x``: ``N x C x H x W``, ``slopes``:
-    ``N x C x L`` (positive). f(0) = 0, f(1) = 1; all slopes equal gives the identity.
+    ``f(x) = L / sum(k) * sum_i k_i clip(x - i / L, 0, 1 / L)``, evaluated by a gather on the segment index
+    (O(HW) memory). ``x``: ``N x C x H x W``; ``slopes``: ``N x C x L`` positive. f(0) = 0, f(1) = 1; equal
+    slopes give the identity.
     """
+    n, c, h, w = x.shape
     steps = slopes.shape[-1]
-    knots = torch.arange(steps, device=x.device, dtype=x.dtype) / steps
-    seg = (x.unsqueeze(2) - knots.view(1, 1, -1, 1, 1)).clamp(0.0, 1.0 / steps)  # N x C x L x H x W
-    k = slopes.unsqueeze(-1).unsqueeze(-1)
-    out = (seg * k).sum(dim=2) * (steps / slopes.sum(dim=-1)).unsqueeze(-1).unsqueeze(-1)
-    return out.clamp(0.0, 1.0)
+    kn = slopes * (steps / slopes.sum(dim=-1, keepdim=True))  # normalised: the curve ends at 1
+    base = torch.cumsum(kn, dim=-1) / steps - kn / steps  # value at the start of each segment
+    j = torch.floor(x.detach() * steps).clamp(0, steps - 1).long().view(n, c, h * w)
+    b = torch.gather(base, 2, j).view(n, c, h, w)
+    k = torch.gather(kn, 2, j).view(n, c, h, w)
+    return (b + k * (x - j.view(n, c, h, w).to(x.dtype) / steps)).clamp(0.0, 1.0)
 
 
 def tone_curve(x: Tensor, slopes: Tensor) -> Tensor:

@@ -27,6 +27,22 @@ TAGS = ("rl_edit", "lightroom")
 SLIDER = (ParamSpec("", -1.0, 1.0, 0.0),)
 
 
+def _only_active(fn, x: Tensor, amount: Tensor, **kw) -> Tensor | None:
+    """Run a costly filter only on the images whose amount is non-zero (exactly the identity there anyway).
+
+    Only without autograd (the gradient w.r.t. the amount at 0 is not zero). Returns None when not applicable.
+    """
+    if torch.is_grad_enabled() and (x.requires_grad or amount.requires_grad):
+        return None
+    active = amount != 0
+    if bool(active.all()):
+        return None
+    out = x.clone()
+    if bool(active.any()):
+        out[active] = fn(x[active], amount[active], **kw)
+    return out
+
+
 def _col(p: Tensor) -> Tensor:
     """Per-image parameter ``N`` or ``N x 1`` -> ``N x 1 x 1 x 1``."""
     return p.reshape(-1, 1, 1, 1)
@@ -50,6 +66,9 @@ def dehaze(x: Tensor, omega: Tensor, *, t_min: float = 0.25, ratio: float = 0.00
     Returns:
         Dehazed image in [0, 1].
     """
+    skipped = _only_active(dehaze, x, omega, t_min=t_min, ratio=ratio, eps=eps)
+    if skipped is not None:
+        return skipped
     n, _, h, w = x.shape
     s = image_scale(x)
     wsize, radius = max(int(15 * s), 1), max(int(80 * s), 1)
@@ -76,6 +95,9 @@ def clarity(x: Tensor, amount: Tensor, *, method: str = "auto") -> Tensor:
         amount: ``N`` values in [-1, 1].
         method: bilateral path, ``"auto"`` / ``"exact"`` / ``"grid"`` (see :func:`zoo.editing.filters.bilateral`).
     """
+    skipped = _only_active(clarity, x, amount, method=method)
+    if skipped is not None:
+        return skipped
     s = image_scale(x)
     v = x * 255.0
     u8 = v + (torch.floor(v) - v).detach()  # astype(uint8): truncation, straight-through gradient

@@ -45,10 +45,9 @@ def attention_map(x: Tensor) -> Tensor:
 def _pad16(x: Tensor, divide: int = 16) -> tuple[Tensor, tuple[int, int, int, int]]:
     """Reflection-pad H and W up to a multiple of ``divide`` (the extra row/column goes bottom/right, as released)."""
     h, w = x.shape[-2], x.shape[-1]
-    ph, pw = (-h) % divide, (-w) % divide
+    ph, pw = (divide - h % divide) % divide, (divide - w % divide) % divide  # no negative mod (ONNX)
     pads = (pw // 2, pw - pw // 2, ph // 2, ph - ph // 2)  # left, right, top, bottom
-    if ph == 0 and pw == 0:
-        return x, pads
+    # no early return when nothing is padded: a shape branch would be frozen into an exported graph
     # reflection needs the pad to be smaller than the side; tiny images fall back to edge replication
     mode = "reflect" if min(h, w) > divide // 2 else "replicate"
     return F.pad(x, pads, mode=mode), pads

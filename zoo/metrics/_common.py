@@ -29,7 +29,9 @@ def check_images(name: str, x: object, *, what: str = "pred", channels: tuple[in
 
     accepted = " or ".join(str(c) for c in channels)
     if not isinstance(x, torch.Tensor):
-        raise InputError(f"metric {name!r}: {what} must be a torch.Tensor N x {accepted} x H x W, got {type(x).__name__}.")
+        raise InputError(
+            f"metric {name!r}: {what} must be a torch.Tensor N x {accepted} x H x W, got {type(x).__name__}."
+        )
     if not x.is_floating_point():
         raise InputError(
             f"metric {name!r}: {what} must be a float tensor in [0, 1], got dtype {x.dtype} "
@@ -52,7 +54,9 @@ def check_images(name: str, x: object, *, what: str = "pred", channels: tuple[in
     return x.clamp(0.0, 1.0)
 
 
-def check_pair(name: str, pred: object, ref: object, *, needs_reference: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+def check_pair(
+    name: str, pred: object, ref: object, *, needs_reference: bool = True
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Validate a prediction and its reference: both images, same shape."""
     if ref is None:
         raise InputError(

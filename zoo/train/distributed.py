@@ -137,8 +137,8 @@ def wrap(module: torch.nn.Module, device: torch.device, **ddp_kwargs: Any) -> to
 
 def shutdown() -> None:
     """Destroy the process group (call after dropping every DDP module and optimiser)."""
-    gc.collect()
     if dist.is_available() and dist.is_initialized():
+        gc.collect()
         dist.destroy_process_group()
 
 

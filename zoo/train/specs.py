@@ -24,8 +24,9 @@ class TrackingSpec(StrictModel):
     uri: str | None = Field(None, description="MLflow tracking URI; default: MLFLOW_TRACKING_URI or sqlite:///mlflow.db")
     experiment: str | None = Field(None, description="experiment name; default: the recipe's name")
     run_name: str | None = None
-    system_metrics: bool = True
-    log_model: bool = True
+    system_metrics: bool = Field(True, description="CPU/memory/GPU sampling (interval scaled to the run length)")
+    log_model: bool = Field(True, description="log the final generator with mlflow.pytorch (artifact 'model')")
+    log_checkpoints: bool = Field(True, description="upload each checkpoint as artifact checkpoints/last.pt")
 
 
 class CommonTrainSpec(StrictModel):
@@ -33,14 +34,15 @@ class CommonTrainSpec(StrictModel):
 
     trainer: str
     steps: int = Field(1000, ge=1, description="optimisation steps (updates) in total")
-    batch_size: int = Field(8, ge=1)
-    num_workers: int = Field(0, ge=0)
-    device: str = "auto"
+    batch_size: int = Field(8, ge=1, description="images per process and step (DDP: per rank)")
+    num_workers: int = Field(0, ge=0, description="DataLoader worker processes (seeded)")
+    device: str = Field("auto", description="auto|cpu|cuda|cuda:N|mps (--device overrides)")
     amp: bool = Field(True, description="bf16 autocast on CUDA (never on CPU)")
     channels_last: bool = Field(True, description="channels_last memory format on CUDA")
     compile: bool = Field(False, description="torch.compile the networks (CUDA)")
     checkpoint_every: int = Field(500, ge=1)
     log_every: int = Field(10, ge=1)
     sample_every: int = Field(200, ge=1)
-    out_dir: str = "runs"
+    samples: int = Field(4, ge=0, description="images in each logged sample grid (0: none)")
+    out_dir: str = Field("runs", description="run folders go to <out_dir>/<recipe name>/<timestamp>/")
     on_nonfinite: Literal["stop"] = "stop"

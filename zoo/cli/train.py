@@ -1,0 +1,108 @@
+"""``zoo train`` (one process, or DDP with --nproc / torchrun) and ``zoo runs`` (recent MLflow runs)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+
+import typer
+
+SET_HELP = "Override a recipe value: dotted.key=value (YAML scalar or list). Repeatable."
+
+
+def train_cmd(
+    recipe: Path = typer.Argument(..., help="Recipe file (YAML)."),
+    overrides: list[str] = typer.Option(None, "--set", "-s", help=SET_HELP),
+    resume: str = typer.Option(None, "--resume", help="Continue a checkpoint file, a run folder or an MLflow run id."),
+    device: str = typer.Option(None, "--device", help="auto, cpu, cuda, cuda:N or mps (default: train.device)."),
+    tracking_uri: str = typer.Option(
+        None, "--tracking-uri", help="MLflow tracking URI (default: MLFLOW_TRACKING_URI, tracking.uri, sqlite:///mlflow.db)."
+    ),
+    experiment: str = typer.Option(None, "--experiment", help="MLflow experiment (default: the recipe's name)."),
+    nproc: int = typer.Option(1, "--nproc", min=1, help="Processes for DDP on this machine (runs torchrun)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar (messages still go to stderr)."),
+) -> None:
+    """Train a recipe: progress on stderr, checkpoints in train.out_dir, everything tracked in MLflow.
+
+    With --nproc N (or under torchrun --nproc_per_node N -m zoo train ...) the run uses PyTorch DDP: gloo on the
+    CPU, NCCL on GPUs; rank 0 alone writes checkpoints and talks to MLflow.
+    """
+    if nproc > 1 and "LOCAL_RANK" not in os.environ:
+        from zoo.train.distributed import launch
+
+        argv = ["train", str(recipe)]
+        for item in overrides or []:
+            argv += ["--set", item]
+        for flag, value in (("--resume", resume), ("--device", device), ("--tracking-uri", tracking_uri), ("--experiment", experiment)):
+            if value:
+                argv += [flag, str(value)]
+        if quiet:
+            argv.append("--quiet")
+        raise typer.Exit(launch(nproc, argv))
+
+    from zoo.recipe import load_recipe
+    from zoo.train.base import train
+    from zoo.train.distributed import env_info
+
+    info = env_info()
+    _configure_logging(quiet=quiet, main=info.is_main)
+    rec = load_recipe(recipe, overrides or [])
+    result = train(rec, device=device, resume=resume, tracking_uri=tracking_uri, experiment=experiment, quiet=quiet)
+    if not info.is_main:
+        return
+    lines = [f"Trained {rec.name} for {result.steps} steps."]
+    if result.run_dir is not None:
+        lines.append(f"  run folder:  {result.run_dir}")
+    if result.checkpoint is not None:
+        lines.append(f"  checkpoint:  {result.checkpoint}")
+    if result.run_id:
+        lines.append(f"  MLflow run:  {result.run_id} (experiment {result.experiment!r}, store {result.tracking_uri})")
+        lines.append(f"  browse:      mlflow ui --backend-store-uri {result.tracking_uri}")
+        lines.append(f"  enhance:     zoo enhance --run {result.run_id} IMAGES... --out DIR")
+    typer.echo("\n".join(lines))
+
+
+def runs_cmd(
+    experiment: str = typer.Option(None, "--experiment", help="Only this experiment."),
+    tracking_uri: str = typer.Option(None, "--tracking-uri", help="MLflow store (default: MLFLOW_TRACKING_URI or sqlite:///mlflow.db)."),
+    limit: int = typer.Option(20, "--limit", "-n", min=1, help="How many runs (newest first)."),
+) -> None:
+    """List recent training runs: id, experiment, recipe, status, last checkpoint step and key metrics."""
+    import datetime
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from zoo.train.tracking import list_runs, resolve_uri
+
+    uri, _ = resolve_uri(tracking_uri)
+    runs = list_runs(tracking_uri, experiment=experiment, max_results=limit)
+    console = Console(soft_wrap=True)
+    if not runs:
+        console.print(f"No runs in {uri}" + (f" (experiment {experiment!r})" if experiment else "") + ".")
+        return
+    table = Table(title=f"MLflow runs in {uri}", title_justify="left")
+    for col in ("run id", "experiment", "recipe", "status", "started", "step", "metrics"):
+        table.add_column(col, overflow="fold")
+    for r in runs:
+        started = datetime.datetime.fromtimestamp(r["start_time"] / 1000).strftime("%Y-%m-%d %H:%M") if r["start_time"] else ""
+        shown = ", ".join(f"{k}={v:.4g}" for k, v in sorted(r["metrics"].items())[:4])
+        table.add_row(r["run_id"], r["experiment"], r["recipe"], r["status"], started, str(r["step"]), shown)
+    console.print(table)
+
+
+def _configure_logging(quiet: bool, main: bool) -> None:
+    logger = logging.getLogger("zoo.train")
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        logger.addHandler(handler)
+        logger.propagate = False
+    logger.setLevel(logging.INFO if main and not quiet else logging.WARNING)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("train")(train_cmd)
+    app.command("runs")(runs_cmd)

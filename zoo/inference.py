@@ -1,0 +1,518 @@
+"""Full-resolution inference for any generator: load a model, enhance files and folders, write sidecars.
+
+``zoo enhance`` and ``zoo eval`` both run through here. Per image: read (EXIF orientation applied; gray,
+palette, RGBA (composited on white), CMYK and 16-bit files converted to RGB in [0, 1]), run the generator under
+``torch.inference_mode`` (whole image, which lets a generator use its own path for very large photos such as
+EnlightenGAN's downsample-by-2 above ``max_width``; or overlapping tiles blended with linear ramps when
+``tile`` is set), write an 8-bit PNG (or JPEG), and:
+
+- when the generator's output has ``"params"`` and the generator has a ``software`` (RL editing), a JSON sidecar
+  with the named slider values (the software's own sidecar format, so ``zoo edit`` can replay it);
+- with ``xmp=True``, an XMP sidecar with Lightroom / Camera Raw ``crs:`` settings (see :func:`lightroom_settings`).
+
+Files that cannot be read or enhanced are skipped and listed in the report; the run goes on.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from zoo.errors import DataError, InputError, ZooError
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+
+
+# ----------------------------------------------------------------------------------------------- files
+
+
+def collect_images(inputs: Iterable[str | os.PathLike[str]]) -> list[tuple[Path, Path]]:
+    """Expand files and folders (recursive) into ``(image path, path relative to its input)`` pairs.
+
+    Raises:
+        DataError: an input that does not exist, or no image at all.
+    """
+    found: list[tuple[Path, Path]] = []
+    seen: set[Path] = set()
+    for item in inputs:
+        p = Path(item).expanduser()
+        if p.is_dir():
+            files = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS)
+            pairs = [(f, f.relative_to(p)) for f in files]
+        elif p.is_file():
+            pairs = [(p, Path(p.name))]
+        else:
+            raise DataError(f"Input {p} does not exist (give image files or folders of images).")
+        for f, rel in pairs:
+            if f.resolve() not in seen:
+                seen.add(f.resolve())
+                found.append((f, rel))
+    if not found:
+        exts = ", ".join(e.lstrip(".") for e in IMAGE_EXTENSIONS)
+        raise DataError(f"No images found in {', '.join(str(i) for i in inputs)} (looked for {exts}).")
+    return found
+
+
+def read_image(path: str | os.PathLike[str]) -> Tensor:
+    """Read an image file as ``3 x H x W`` float32 RGB in ``[0, 1]``.
+
+    EXIF orientation is applied. Gray, palette and CMYK images are converted to RGB; 16-bit gray is scaled by
+    1/65535; an alpha channel is composited on white (a transparent background shows as white, as viewers show it).
+
+    Raises:
+        DataError: the file cannot be decoded.
+    """
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    path = Path(path)
+    try:
+        with Image.open(path) as im:
+            im = ImageOps.exif_transpose(im)
+            if im.mode in ("I;16", "I;16B", "I;16L", "I"):
+                arr = np.asarray(im, dtype=np.float64)
+                scale = 65535.0 if arr.max() > 255 or im.mode.startswith("I;16") else 255.0
+                gray = np.clip(arr / scale, 0.0, 1.0).astype(np.float32)
+                return torch.from_numpy(np.ascontiguousarray(np.repeat(gray[None], 3, axis=0)))
+            if im.mode == "F":
+                gray = np.clip(np.asarray(im, dtype=np.float32), 0.0, 1.0)
+                return torch.from_numpy(np.ascontiguousarray(np.repeat(gray[None], 3, axis=0)))
+            if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+                rgba = im.convert("RGBA")
+                background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+                im = Image.alpha_composite(background, rgba).convert("RGB")
+            elif im.mode != "RGB":
+                im = im.convert("RGB")
+            arr = np.asarray(im, dtype=np.uint8)
+    except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError) as exc:
+        raise DataError(f"Cannot read image {path}: {exc}") from None
+    return torch.from_numpy(arr.copy()).permute(2, 0, 1).float().div_(255.0)
+
+
+def write_image(path: str | os.PathLike[str], image: Tensor, quality: int = 95) -> Path:
+    """Write a ``3 x H x W`` (or ``1 x 3 x H x W``) image in ``[0, 1]`` as 8-bit PNG/JPEG/... (by extension)."""
+    from PIL import Image
+
+    path = Path(path)
+    x = image.detach().float().cpu()
+    if x.ndim == 4:
+        x = x[0]
+    arr = (x.clamp(0, 1).mul(255.0).add(0.5).floor().to(torch.uint8)).permute(1, 2, 0).numpy()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    kwargs = {"quality": quality} if path.suffix.lower() in (".jpg", ".jpeg", ".webp") else {}
+    Image.fromarray(arr).save(path, **kwargs)
+    return path
+
+
+# ----------------------------------------------------------------------------------------------- models
+
+
+@dataclasses.dataclass
+class LoadedModel:
+    """A generator ready for inference and where it came from."""
+
+    generator: nn.Module
+    recipe: dict[str, Any] | None
+    source: str
+    run_id: str | None = None
+    checkpoint: Path | None = None
+    tracking_uri: str | None = None
+
+
+def load_model(
+    *,
+    checkpoint: str | os.PathLike[str] | None = None,
+    run_id: str | None = None,
+    recipe: str | os.PathLike[str] | None = None,
+    overrides: Sequence[str] = (),
+    device: str = "auto",
+    tracking_uri: str | None = None,
+) -> LoadedModel:
+    """Load the generator named by exactly one of a checkpoint, an MLflow run id, or a recipe.
+
+    A recipe builds its generator through its trainer's ``build_generator`` (random weights unless the
+    recipe's generator block names ``weights``, e.g. the released RL demo weights).
+
+    Raises:
+        DataError: none or several sources given, or a source that cannot be loaded.
+    """
+    given = [n for n, v in (("--checkpoint", checkpoint), ("--run", run_id), ("--recipe", recipe)) if v]
+    if len(given) != 1:
+        what = "none was given" if not given else f"got {', '.join(given)}"
+        raise DataError(
+            f"Name the model with exactly one of --checkpoint CKPT, --run RUN_ID or --recipe RECIPE ({what})."
+        )
+    if overrides and not recipe:
+        raise DataError("--set overrides apply to --recipe only (a checkpoint or run carries its own recipe).")
+    from zoo.train.devices import resolve_device
+
+    dev = resolve_device(device)
+    if recipe:
+        from zoo.recipe import load_recipe
+
+        rec = load_recipe(recipe, overrides)
+        gen = rec.trainer_cls.build_generator(rec)
+        return LoadedModel(gen.to(dev).eval(), rec.to_dict(), f"recipe {recipe}")
+    from zoo.train.checkpoint import load_generator
+
+    if run_id:
+        gen, rec = load_generator(run_id=run_id, device=dev, tracking_uri=tracking_uri)
+        return LoadedModel(gen, rec, f"MLflow run {run_id}", run_id=run_id, tracking_uri=tracking_uri)
+    gen, rec = load_generator(checkpoint=checkpoint, device=dev)
+    return LoadedModel(gen, rec, f"checkpoint {checkpoint}", checkpoint=Path(checkpoint))
+
+
+def checkpoint_run(checkpoint: str | os.PathLike[str]) -> tuple[str | None, str | None]:
+    """The MLflow run id and tracking URI recorded in a checkpoint (``(None, None)`` when absent)."""
+    from zoo.train.checkpoint import checkpoint_in, load_checkpoint
+
+    path = checkpoint_in(Path(checkpoint)) or Path(checkpoint)
+    state = load_checkpoint(path)
+    return state.get("mlflow_run_id"), state.get("tracking_uri")
+
+
+def prepare_for_inference(generator: nn.Module) -> nn.Module:
+    """Eval mode, then BatchNorm folding and channels_last where ``zoo.layers.fuse`` provides them."""
+    generator = generator.eval()
+    try:
+        from zoo.layers.fuse import fuse_for_inference
+    except ImportError:  # the fusion module is optional
+        return generator
+    fused = fuse_for_inference(generator)
+    return generator if fused is None else fused
+
+
+# ----------------------------------------------------------------------------------------------- running
+
+
+def _ramp(n: int, overlap: int, lo_edge: bool, hi_edge: bool) -> Tensor:
+    """1-D blending weights of one tile: linear ramps over ``overlap`` pixels on interior sides."""
+    w = torch.ones(n)
+    k = min(overlap, n // 2)
+    if k > 0:
+        ramp = (torch.arange(k, dtype=torch.float32) + 0.5) / k
+        if not lo_edge:
+            w[:k] = ramp
+        if not hi_edge:
+            w[n - k :] = ramp.flip(0)
+    return w
+
+
+def _starts(length: int, tile: int, overlap: int) -> list[int]:
+    if length <= tile:
+        return [0]
+    step = tile - overlap
+    starts = list(range(0, length - tile, step))
+    starts.append(length - tile)
+    return starts
+
+
+def run_generator(
+    generator: nn.Module,
+    image: Tensor,
+    *,
+    tile: int | None = None,
+    overlap: int = 32,
+) -> dict[str, Tensor]:
+    """Run a generator on one image at full resolution.
+
+    Args:
+        generator: a zoo generator in eval mode (``forward(x) -> {"image": ...}``).
+        image: ``3 x H x W`` or ``1 x 3 x H x W`` in [0, 1], on the generator's device.
+        tile: None runs the whole image at once (the generator's own large-photo path applies); an integer
+            runs overlapping ``tile x tile`` tiles and blends them (bounded memory). Generators that edit
+            globally (their output has ``params``) always see the whole image.
+        overlap: pixels shared by neighbouring tiles.
+
+    Returns:
+        The generator's output dict for the whole image (``image`` 1 x 3 x H x W; ``params`` when present;
+        other per-pixel extras only when the image was not tiled).
+    """
+    x = image.unsqueeze(0) if image.ndim == 3 else image
+    h, w = x.shape[-2:]
+    global_editor = getattr(generator, "software", None) is not None
+    if getattr(generator, "zoo_fused", False) and not global_editor:
+        x = x.contiguous(memory_format=torch.channels_last)  # fused convolutions are channels_last
+    with torch.inference_mode():
+        if tile is None or global_editor or (h <= tile and w <= tile):
+            out = generator(x)
+            out = out if isinstance(out, Mapping) else {"image": out}
+            _check_output(out, x)
+            return dict(out)
+        if tile < 2 * overlap + 16:
+            raise InputError(
+                f"--tile {tile} is too small for an overlap of {overlap} px (use at least {2 * overlap + 16})."
+            )
+        acc = torch.zeros_like(x)
+        wsum = torch.zeros((1, 1, h, w), dtype=x.dtype, device=x.device)
+        ys, xs = _starts(h, tile, overlap), _starts(w, tile, overlap)
+        for y0 in ys:
+            for x0 in xs:
+                th, tw = min(tile, h), min(tile, w)
+                patch = x[..., y0 : y0 + th, x0 : x0 + tw]
+                out = generator(patch)
+                out = out if isinstance(out, Mapping) else {"image": out}
+                _check_output(out, patch)
+                wy = _ramp(th, overlap, y0 == 0, y0 + th >= h).to(x)
+                wx = _ramp(tw, overlap, x0 == 0, x0 + tw >= w).to(x)
+                wt = (wy[:, None] * wx[None, :])[None, None]
+                acc[..., y0 : y0 + th, x0 : x0 + tw] += out["image"] * wt
+                wsum[..., y0 : y0 + th, x0 : x0 + tw] += wt
+        return {"image": (acc / wsum).clamp(0, 1)}
+
+
+def _check_output(out: Mapping[str, Tensor], x: Tensor) -> None:
+    img = out.get("image")
+    if not isinstance(img, Tensor) or img.shape != x.shape:
+        got = tuple(img.shape) if isinstance(img, Tensor) else type(img).__name__
+        raise InputError(
+            f"The generator returned image {got} for an input of {tuple(x.shape)}; a zoo generator must return "
+            "{'image': N x 3 x H x W} of the input's size."
+        )
+
+
+# ----------------------------------------------------------------------------------------------- sidecars
+
+# Lightroom / Camera Raw (process 2012+) names and ranges for the reference's 12 sliders, all in [-1, 1].
+_LR_PERCENT = {
+    "contrast": "Contrast2012",
+    "highlights": "Highlights2012",
+    "shadows": "Shadows2012",
+    "whites": "Whites2012",
+    "blacks": "Blacks2012",
+    "vibrance": "Vibrance",
+    "saturation": "Saturation",
+    "clarity": "Clarity2012",
+    "dehaze": "Dehaze",
+    "temp": "IncrementalTemperature",
+    "tint": "IncrementalTint",
+}
+MID_GREY = 0.18
+
+
+def exposure_to_ev(p: float) -> float:
+    """Lightroom exposure (EV, clamped to +-5) equivalent to the reference's exposure slider ``p``.
+
+    The reference adds ``5 p`` in logit space of the ProPhoto gamma-1.8 encoding, which is not a fixed number
+    of stops (it lifts shadows far more than highlights). We report the stops it moves 18 % grey by:
+    ``log2(sigmoid(logit(0.18^(1/1.8)) + 5 p)^1.8 / 0.18)``; e.g. p = 0.25 gives +1.5 EV, p = 1 gives +2.5 EV,
+    p = -0.25 gives -2.4 EV.
+    """
+    g = MID_GREY ** (1 / 1.8)
+    z = math.log(g / (1 - g)) + 5.0 * float(p)
+    lin = (1.0 / (1.0 + math.exp(-z))) ** 1.8
+    return max(-5.0, min(5.0, math.log2(max(lin, 1e-12) / MID_GREY)))
+
+
+def lightroom_settings(values: Mapping[str, float]) -> dict[str, str]:
+    """Map the reference's named slider values (each in [-1, 1]) to Lightroom ``crs:`` XMP settings.
+
+    Mapping (documented in docs/evaluation.md): ``exposure`` -> ``Exposure2012`` in EV via
+    :func:`exposure_to_ev`; every other slider -> ``round(100 p)`` on Lightroom's -100..+100 scale:
+    contrast, highlights, shadows, whites, blacks -> ``*2012``; clarity -> ``Clarity2012``; dehaze, vibrance,
+    saturation -> same names; temp/tint -> ``IncrementalTemperature`` / ``IncrementalTint`` (offsets, as
+    Lightroom writes for non-raw files; positive = warmer / more magenta, the reference's directions).
+    Names the mapping does not know are left out.
+    """
+    out: dict[str, str] = {}
+    if "exposure" in values:
+        out["Exposure2012"] = f"{exposure_to_ev(values['exposure']):+.2f}"
+    for name, key in _LR_PERCENT.items():
+        if name in values:
+            v = int(round(max(-1.0, min(1.0, float(values[name]))) * 100))
+            out[key] = f"{v:+d}" if v else "0"
+    return out
+
+
+def xmp_document(settings: Mapping[str, str], *, source: str | None = None) -> str:
+    """An XMP packet with Camera Raw settings that Lightroom, Camera Raw, darktable and RawTherapee can read."""
+    from xml.sax.saxutils import quoteattr
+
+    attrs = {
+        "crs:Version": "15.0",
+        "crs:ProcessVersion": "11.0",
+        "crs:HasSettings": "True",
+        **({"crs:WhiteBalance": "Custom"} if "IncrementalTemperature" in settings else {}),
+        **{f"crs:{k}": v for k, v in settings.items()},
+    }
+    if source:
+        attrs["xmp:CreatorTool"] = f"enhance-zoo ({source})"
+    lines = "\n".join(f"    {k}={quoteattr(v)}" for k, v in attrs.items())
+    return (
+        '<?xpacket begin="\ufeff" id="W5M0MpCehiHzreSzNTczkc9d"?>\n'
+        '<x:xmpmeta xmlns:x="adobe:ns:meta/" x:xmptk="enhance-zoo">\n'
+        ' <rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">\n'
+        '  <rdf:Description rdf:about=""\n'
+        '    xmlns:xmp="http://ns.adobe.com/xap/1.0/"\n'
+        '    xmlns:crs="http://ns.adobe.com/camera-raw-settings/1.0/"\n'
+        f"{lines}/>\n"
+        " </rdf:RDF>\n"
+        "</x:xmpmeta>\n"
+        '<?xpacket end="w"?>\n'
+    )
+
+
+def write_sidecars(
+    generator: nn.Module,
+    out: Mapping[str, Tensor],
+    image_path: Path,
+    *,
+    xmp: bool,
+    source: str,
+    input_path: Path,
+) -> list[Path]:
+    """Write the JSON (and XMP) sidecars of one enhanced image when the generator reports slider values."""
+    software = getattr(generator, "software", None)
+    params = out.get("params")
+    if software is None or params is None:
+        return []
+    row = params.reshape(params.shape[0], -1)[0].detach().cpu()
+    extra = {"source_image": str(input_path), "model": source}
+    written = []
+    json_path = image_path.with_suffix(".json")
+    if hasattr(software, "save_sidecar"):
+        software.save_sidecar(json_path, row, **extra)
+    else:
+        import json
+
+        content = {
+            "software": getattr(software, "software_name", type(software).__name__),
+            "params": software.to_dict(row),
+            **extra,
+        }
+        json_path.write_text(json.dumps(content, indent=2) + "\n", encoding="utf-8")
+    written.append(json_path)
+    if xmp:
+        settings = lightroom_settings(software.to_dict(row))
+        if settings:
+            xmp_path = image_path.with_suffix(".xmp")
+            xmp_path.write_text(xmp_document(settings, source=source), encoding="utf-8")
+            written.append(xmp_path)
+    return written
+
+
+# ----------------------------------------------------------------------------------------------- batch
+
+
+@dataclasses.dataclass
+class EnhanceReport:
+    """What :func:`enhance_files` did."""
+
+    outputs: list[Path] = dataclasses.field(default_factory=list)
+    inputs: list[Path] = dataclasses.field(default_factory=list)
+    sidecars: list[Path] = dataclasses.field(default_factory=list)
+    skipped: list[tuple[Path, str]] = dataclasses.field(default_factory=list)
+    seconds: float = 0.0
+
+
+def output_path(out_dir: Path, rel: Path, fmt: str) -> Path:
+    """Where the enhanced version of ``rel`` goes: same relative path, extension by ``fmt`` (``same`` keeps it)."""
+    ext = rel.suffix if fmt == "same" else "." + fmt.lstrip(".").lower()
+    return out_dir / rel.with_suffix(ext)
+
+
+def enhance_files(
+    generator: nn.Module,
+    inputs: Sequence[str | os.PathLike[str]],
+    out_dir: str | os.PathLike[str],
+    *,
+    tile: int | None = None,
+    overlap: int = 32,
+    xmp: bool = False,
+    fmt: str = "png",
+    source: str = "",
+    progress: bool = True,
+    on_image: Callable[[Path, Tensor, Tensor], None] | None = None,
+) -> EnhanceReport:
+    """Enhance every image of ``inputs`` (files or folders) into ``out_dir``.
+
+    Args:
+        generator: a zoo generator (put in eval mode and fused here).
+        inputs: image files and folders (searched recursively; the relative layout is kept under ``out_dir``).
+        out_dir: output folder (created).
+        tile: tile side for bounded-memory inference (see :func:`run_generator`).
+        overlap: tile overlap in pixels.
+        xmp: also write Lightroom XMP sidecars (generators that report slider values).
+        fmt: output format: ``png`` (default, lossless), ``jpg``, ``tif``, ``webp`` or ``same`` as the input.
+        source: a description of the model, recorded in sidecars.
+        progress: show a rich progress bar (on stderr).
+        on_image: called with ``(input path, input 3xHxW, output 3xHxW)`` on the CPU after each image (eval).
+
+    Returns:
+        The report: outputs, sidecars, and skipped files with the reason.
+    """
+    import time
+
+    if fmt.lower().lstrip(".") not in ("png", "jpg", "jpeg", "tif", "tiff", "webp", "bmp", "same"):
+        raise InputError(f"Output format {fmt!r} is not supported (png, jpg, tif, webp, bmp or same).")
+    files = collect_images(inputs)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    generator = prepare_for_inference(generator)
+    device = next((p.device for p in generator.parameters()), torch.device("cpu"))
+    report = EnhanceReport()
+    t0 = time.perf_counter()
+    with _progress(progress, len(files), "enhancing") as advance:
+        for path, rel in files:
+            try:
+                img = read_image(path)
+                out = run_generator(generator, img.to(device), tile=tile, overlap=overlap)
+                dst = output_path(out_dir, rel, fmt)
+                write_image(dst, out["image"])
+                report.sidecars += write_sidecars(generator, out, dst, xmp=xmp, source=source, input_path=path)
+                report.outputs.append(dst)
+                report.inputs.append(path)
+                if on_image is not None:
+                    on_image(path, img, out["image"][0].float().cpu())
+            except (ZooError, RuntimeError, OSError) as exc:  # one bad file never stops a batch
+                report.skipped.append((path, _reason(exc)))
+            advance(path.name)
+    report.seconds = time.perf_counter() - t0
+    return report
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text if isinstance(exc, ZooError) else f"{type(exc).__name__}: {text}"
+
+
+class _progress:
+    """A rich progress bar on stderr (or nothing), used as ``with _progress(on, n, label) as advance:``."""
+
+    def __init__(self, enabled: bool, total: int, label: str) -> None:
+        self.enabled, self.total, self.label = enabled, total, label
+        self._bar = None
+
+    def __enter__(self) -> Callable[[str], None]:
+        if not self.enabled:
+            return lambda name: None
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self._bar = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            TextColumn("{task.fields[name]}"),
+            console=Console(stderr=True),
+            transient=False,
+        )
+        self._bar.__enter__()
+        task = self._bar.add_task(self.label, total=self.total, name="")
+
+        def advance(name: str) -> None:
+            self._bar.update(task, advance=1, name=name)
+
+        return advance
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._bar is not None:
+            self._bar.__exit__(*exc)

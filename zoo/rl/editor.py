@@ -1,0 +1,199 @@
+"""The RL editor as a generator: a policy looks at a 64 x 64 thumbnail, editing software applies its sliders.
+
+``rl_editor`` is what RL training produces and what ``zoo enhance`` runs: the policy picks one of ``L`` levels
+for each of the software's ``K`` sliders (argmax in eval mode, a sample in train mode), and the software applies
+the chosen values to the photo at its full resolution. Because the edit is a handful of named slider values,
+the output is interpretable and the same at any size.
+
+:func:`area_thumbnail` is the thumbnail the policy sees: an exact area-average resize (OpenCV's ``INTER_AREA``
+when shrinking), squashing the aspect ratio as the reference environment does, then rounded to 8 bits as the
+reference's ``uint8`` images are.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from zoo.errors import DataError, InputError, ParameterError
+from zoo.registry import create, register
+from zoo.rl.common import select_actions
+
+PAPER = "Kosugi & Yamasaki, AAAI 2020"
+
+
+def _area_matrix(n_in: int, n_out: int, dtype: torch.dtype, device: torch.device) -> Tensor:
+    """``n_out x n_in`` weights of an exact area resize: each output cell averages the input it covers."""
+    scale = n_in / n_out
+    edges = torch.arange(n_out + 1, dtype=torch.float64, device=device) * scale  # output cells in input units
+    lo, hi = edges[:-1, None], edges[1:, None]
+    pix = torch.arange(n_in, dtype=torch.float64, device=device)[None, :]
+    overlap = (torch.minimum(hi, pix + 1) - torch.maximum(lo, pix)).clamp_min(0)
+    return (overlap / scale).to(dtype)
+
+
+def area_thumbnail(images: Tensor, size: int = 64, quantize: bool = True) -> Tensor:
+    """Resize a batch to ``size x size`` by area averaging (the aspect ratio is squashed, as in the reference).
+
+    Shrinking is OpenCV's ``INTER_AREA`` (fractional pixel coverage), computed as two small matrix products, so a
+    12-megapixel photo costs one pass over its pixels. Enlarging (inputs smaller than ``size``) falls back to
+    bilinear interpolation, which is what ``INTER_AREA`` does then.
+
+    Args:
+        images: ``N x 3 x H x W`` float in [0, 1].
+        size: output side.
+        quantize: round to 8-bit levels (``round(255 x) / 255``), like the reference's ``uint8`` thumbnails.
+
+    Returns:
+        ``N x 3 x size x size`` in [0, 1], same dtype and device.
+    """
+    n, c, h, w = images.shape
+    x = images
+    if h < size or w < size:
+        x = F.interpolate(x, size=(max(h, size), max(w, size)), mode="bilinear", align_corners=False)
+        h, w = x.shape[-2:]
+    if (h, w) != (size, size):
+        wh = _area_matrix(h, size, x.dtype, x.device)
+        ww = _area_matrix(w, size, x.dtype, x.device)
+        x = torch.matmul(torch.matmul(wh, x), ww.t())  # (size x H) @ (.. H x W) @ (W x size)
+    if quantize:
+        x = torch.round(x.clamp(0, 1) * 255.0) / 255.0
+    return x.contiguous()
+
+
+def quantize_8bit(images: Tensor) -> Tensor:
+    """``round(255 x) / 255``: what an image saved as ``uint8`` and read back holds."""
+    return torch.round(images.clamp(0, 1) * 255.0) / 255.0
+
+
+def _check_images(x: Any, who: str) -> None:
+    if not isinstance(x, Tensor) or x.dim() != 4 or x.shape[1] != 3:
+        got = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
+        raise InputError(f"{who} takes RGB images N x 3 x H x W (float in [0, 1]), got {got}.")
+    if not x.is_floating_point():
+        raise InputError(f"{who} takes float images in [0, 1], got dtype {x.dtype}.")
+    if x.numel() and not bool(torch.isfinite(x).all()):
+        raise InputError(f"{who}: the images contain NaN or Inf.")
+
+
+@register("generator", "rl_editor", paper=PAPER, tags=("rl_edit",))
+class RLEditor(nn.Module):
+    """RL-controlled editing software as a generator: policy on a 64x64 thumbnail, sliders applied at full size.
+
+    In eval mode the policy's BatchNorm uses its running statistics and the most likely level of each slider is
+    taken; in train mode the levels are sampled. The software then applies the levels' slider values
+    (``p = (a - (L-1)/2) / ((L-1)/2)`` mapped into each range) to the full-resolution input.
+
+    Args:
+        policy: a policy block (``{name: kosugi_actor_critic, ...}``) or name; its K and L are set from the
+            software and ``levels`` (a block that states different ones is an error).
+        software: the editing software block or name (``lightroom_basic``: K = 12).
+        levels: L, the number of discrete levels per slider (33 in the paper).
+        thumbnail_size: side of the thumbnail the policy sees.
+        quantize_thumbnail: round the thumbnail to 8 bits, as the reference's ``uint8`` pipeline does.
+        weights: optional weights: the released Chainer ``.npz`` of the policy (``generator_weights_for_demo.npz``)
+            or a ``.pt`` state dict of this module.
+
+    Returns (forward):
+        ``{"image": N x 3 x H x W, "params": N x K slider values, "actions": N x K levels,
+        "logits": N x K x L, "value": N}``.
+    """
+
+    def __init__(
+        self,
+        policy: str | dict[str, Any] = "kosugi_actor_critic",
+        software: str | dict[str, Any] = "lightroom_basic",
+        levels: int = 33,
+        thumbnail_size: int = 64,
+        quantize_thumbnail: bool = True,
+        weights: str | None = None,
+    ) -> None:
+        super().__init__()
+        self.software = create("software", software, where="generator 'rl_editor': software")
+        k = int(self.software.K)
+        if isinstance(policy, dict):
+            for key, want in (("num_params", k), ("levels", levels), ("thumbnail_size", thumbnail_size)):
+                if key in policy and policy[key] != want:
+                    raise ParameterError(
+                        f"generator 'rl_editor': the policy block says {key}={policy[key]}, but the software "
+                        f"{self.software.software_name!r} and the editor need {key}={want} (K = {k} sliders, "
+                        f"L = {levels} levels). Remove {key} from the policy block or make them agree."
+                    )
+            policy = {**policy, "num_params": k, "levels": levels, "thumbnail_size": thumbnail_size}
+        elif isinstance(policy, str):
+            policy = {"name": policy, "num_params": k, "levels": levels, "thumbnail_size": thumbnail_size}
+        self.policy = create("policy", policy, where="generator 'rl_editor': policy")
+        got_k, got_l = getattr(self.policy, "num_params", k), getattr(self.policy, "levels", levels)
+        if (got_k, got_l) != (k, levels):
+            raise ParameterError(
+                f"generator 'rl_editor': the policy outputs K={got_k} x L={got_l}, but the software has K={k} "
+                f"sliders and levels={levels}."
+            )
+        self.levels = int(levels)
+        self.thumbnail_size = int(thumbnail_size)
+        self.quantize_thumbnail = bool(quantize_thumbnail)
+        if weights is not None:
+            self.load_weights(weights)
+
+    @property
+    def names(self) -> list[str]:
+        """The software's slider names, in parameter order."""
+        return list(self.software.names)
+
+    def load_weights(self, path: str | Path) -> None:
+        """Load the released Chainer ``.npz`` into the policy, or a ``.pt`` state dict of this module."""
+        path = Path(path).expanduser()
+        if not path.is_file():
+            raise DataError(f"generator 'rl_editor': weights file {path} does not exist.")
+        if path.suffix == ".npz":
+            loader = getattr(self.policy, "load_weights", None)
+            if loader is None:
+                raise DataError(f"generator 'rl_editor': the policy {type(self.policy).__name__} cannot load {path}.")
+            loader(path)
+            return
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        if isinstance(state, dict) and "state_dict" in state:
+            state = state["state_dict"]
+        try:
+            self.load_state_dict(state)
+        except (RuntimeError, TypeError) as exc:
+            raise DataError(f"generator 'rl_editor': {path} is not a state dict of this editor ({exc}).") from None
+
+    def thumbnail(self, images: Tensor) -> Tensor:
+        """The ``64 x 64`` thumbnail the policy sees (area resize, 8-bit rounding)."""
+        return area_thumbnail(images, self.thumbnail_size, self.quantize_thumbnail)
+
+    def decide(self, images: Tensor, deterministic: bool | None = None) -> dict[str, Tensor]:
+        """Run the policy on the thumbnails of ``images`` and pick levels (no editing).
+
+        Args:
+            images: ``N x 3 x H x W`` in [0, 1], any size.
+            deterministic: argmax (default in eval mode) or sampling (default in train mode).
+
+        Returns:
+            ``{"params", "actions", "logits", "value"}``.
+        """
+        _check_images(images, "generator 'rl_editor'")
+        logits, value = self.policy(self.thumbnail(images))
+        if deterministic is None:
+            deterministic = not self.training
+        actions = select_actions(logits, deterministic)
+        params = self.software.levels_to_params(actions, self.levels).to(images.dtype)
+        return {"params": params, "actions": actions, "logits": logits, "value": value}
+
+    def forward(self, images: Tensor) -> dict[str, Tensor]:
+        """Edit photos at their own resolution.
+
+        Args:
+            images: ``N x 3 x H x W`` float in [0, 1], any size.
+
+        Returns:
+            ``{"image", "params", "actions", "logits", "value"}`` (see the class docstring).
+        """
+        out = self.decide(images)
+        out["image"] = self.software.apply(images, out["params"])
+        return out

@@ -1,0 +1,81 @@
+"""Replay buffer of real and edited thumbnails for the critic's extra steps (last 1000 of each)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from zoo.errors import InputError
+
+
+class ThumbnailReplay:
+    """Two ring buffers (real and edited) of 8-bit thumbnails, sampled independently.
+
+    Thumbnails are stored as ``uint8`` (the edited ones are 8-bit already; the real ones are rounded), so 1000 of
+    each at 64 x 64 take 24 MB and fit in a checkpoint.
+
+    Args:
+        capacity: how many thumbnails of each kind are kept (the oldest are overwritten).
+        size: thumbnail side.
+    """
+
+    def __init__(self, capacity: int = 1000, size: int = 64) -> None:
+        if capacity < 1:
+            raise InputError(f"replay buffer: capacity must be >= 1, got {capacity}.")
+        self.capacity = int(capacity)
+        self.size = int(size)
+        self.real = torch.zeros(self.capacity, 3, self.size, self.size, dtype=torch.uint8)
+        self.fake = torch.zeros_like(self.real)
+        self.count = 0  # thumbnails added so far (of each kind)
+
+    def __len__(self) -> int:
+        return min(self.count, self.capacity)
+
+    def add(self, real: Tensor, fake: Tensor) -> None:
+        """Append a batch of real and a batch of edited thumbnails (``N x 3 x S x S`` in [0, 1], same N)."""
+        shape = (3, self.size, self.size)
+        if real.shape[1:] != shape or fake.shape[1:] != shape or real.shape[0] != fake.shape[0]:
+            raise InputError(
+                f"replay buffer: expects two batches N x 3 x {self.size} x {self.size} of the same N, got "
+                f"{tuple(real.shape)} and {tuple(fake.shape)}."
+            )
+        n = real.shape[0]
+        idx = (torch.arange(n) + self.count) % self.capacity
+        self.real[idx] = _to_u8(real)
+        self.fake[idx] = _to_u8(fake)
+        self.count += n
+
+    def sample(self, n: int, device: torch.device | str = "cpu") -> tuple[Tensor, Tensor]:
+        """``n`` real and ``n`` edited thumbnails drawn uniformly (with replacement) from what is stored."""
+        if len(self) == 0:
+            raise InputError("replay buffer: cannot sample from an empty buffer.")
+        i = torch.randint(len(self), (n,))
+        j = torch.randint(len(self), (n,))
+        return _to_float(self.real[i], device), _to_float(self.fake[j], device)
+
+    def state_dict(self) -> dict[str, Any]:
+        k = len(self)
+        return {"capacity": self.capacity, "size": self.size, "count": self.count,
+                "real": self.real[:k].clone(), "fake": self.fake[:k].clone()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if int(state["size"]) != self.size:
+            raise InputError(f"replay buffer: the saved thumbnails are {state['size']} px, this run uses {self.size}.")
+        real, fake = state["real"], state["fake"]
+        k = min(real.shape[0], self.capacity)
+        self.real.zero_()
+        self.fake.zero_()
+        self.real[:k] = real[-k:] if k < real.shape[0] else real
+        self.fake[:k] = fake[-k:] if k < fake.shape[0] else fake
+        # same capacity: keep the write position; otherwise continue after what was kept
+        self.count = int(state["count"]) if int(state["capacity"]) == self.capacity else k
+
+
+def _to_u8(x: Tensor) -> Tensor:
+    return torch.round(x.detach().float().clamp(0, 1) * 255).to(torch.uint8).cpu()
+
+
+def _to_float(x: Tensor, device: torch.device | str) -> Tensor:
+    return x.to(device=device, dtype=torch.float32) / 255.0

@@ -1,0 +1,398 @@
+"""MLflow tracking for training runs (rank 0 only), and the run lookups ``zoo runs`` / ``--run`` / ``--resume`` use.
+
+Where runs go (first that is set): ``--tracking-uri``, ``MLFLOW_TRACKING_URI``, the recipe's ``tracking.uri``, the
+checkpoint's store when resuming, else MLflow 3's default local store ``sqlite:///mlflow.db`` in the working
+directory (artifacts under ``./mlruns``). The experiment is ``--experiment``, else ``tracking.experiment``, else
+the recipe's name. A configured server that cannot be reached stops the run before training starts.
+
+Each run records: the resolved recipe (artifact ``recipe.yaml`` and flattened params), tags (zoo version, git
+commit, recipe, trainer, component names, device, world size, run folder, checkpoint path), metrics per logged
+step (the trainer's losses, ``lr/*``, ``perf/*``), system metrics (psutil: CPU, memory, disk, network; GPU via
+MLflow's monitor when ``nvidia-ml-py`` is installed, plus ``perf/cuda_*`` memory from torch), sample grids
+(``samples/step_*.png``), the latest checkpoint (``checkpoints/last.pt``) and the final generator with
+``mlflow.pytorch.log_model`` (artifact ``model``).
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import os
+import subprocess
+import urllib.error
+import urllib.request
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from zoo.errors import TrainingError
+
+log = logging.getLogger("zoo.train")
+DEFAULT_URI = "sqlite:///mlflow.db"
+PARAM_VALUE_LIMIT = 6000
+
+
+def resolve_uri(cli_uri: str | None = None, recipe_uri: str | None = None) -> tuple[str, str]:
+    """The tracking URI and where it came from (``cli``, ``env``, ``recipe`` or ``default``)."""
+    if cli_uri:
+        return cli_uri, "cli"
+    env = os.environ.get("MLFLOW_TRACKING_URI")
+    if env:
+        return env, "env"
+    if recipe_uri:
+        return recipe_uri, "recipe"
+    return DEFAULT_URI, "default"
+
+
+def check_uri(uri: str, timeout: float = 5.0) -> None:
+    """Raise a :class:`TrainingError` sentence when the tracking store at ``uri`` cannot be used."""
+    hint = (
+        "Start the server, point --tracking-uri / MLFLOW_TRACKING_URI / tracking.uri at one that runs, "
+        "or turn tracking off with --set tracking.enabled=false."
+    )
+    if uri.startswith(("http://", "https://")):
+        url = uri.rstrip("/") + "/health"
+        try:
+            with urllib.request.urlopen(url, timeout=timeout):  # noqa: S310 (a URL the user configured)
+                pass
+        except urllib.error.HTTPError:
+            return  # the server answered (perhaps an older one without /health): reachable
+        except (urllib.error.URLError, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise TrainingError(f"The MLflow tracking server at {uri} cannot be reached ({reason}). {hint}") from None
+        return
+    if uri.startswith("sqlite:///"):
+        db = Path(uri[len("sqlite:///"):])
+        folder = db.parent if str(db.parent) else Path(".")
+        if not folder.is_dir():
+            raise TrainingError(f"The MLflow store {uri} cannot be created: folder {folder} does not exist. {hint}")
+        if not os.access(folder, os.W_OK):
+            raise TrainingError(f"The MLflow store {uri} cannot be written: folder {folder} is read-only. {hint}")
+
+
+def git_commit(path: Path | None = None) -> str | None:
+    """The commit of the checkout the zoo package is in (None outside a git checkout)."""
+    root = path or Path(__file__).resolve().parent.parent.parent
+    if not (root / ".git").exists():
+        return None
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5, check=False
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    commit = out.stdout.strip()
+    return commit if out.returncode == 0 and commit else None
+
+
+def flat_params(raw: Mapping[str, Any]) -> dict[str, str]:
+    """The resolved recipe flattened to dotted keys with string values MLflow accepts."""
+    from zoo.recipe import flatten
+
+    out = {}
+    for key, value in flatten(raw).items():
+        text = str(value)
+        out[key] = text if len(text) <= PARAM_VALUE_LIMIT else text[: PARAM_VALUE_LIMIT - 3] + "..."
+    return out
+
+
+def image_grid(images: Mapping[str, Any], pad: int = 2) -> np.ndarray:
+    """Lay named image batches out as columns (one row per sample) in an ``H x W x 3`` uint8 array.
+
+    Args:
+        images: name -> ``N x 3 x H x W`` tensor in ``[0, 1]``; every batch has the same N, H and W.
+        pad: white pixels between tiles.
+    """
+    import torch
+
+    tensors = [torch.as_tensor(v).detach().float().cpu().clamp(0, 1) for v in images.values()]
+    if not tensors:
+        raise ValueError("image_grid needs at least one image batch")
+    n, _, h, w = tensors[0].shape
+    cols = len(tensors)
+    grid = torch.ones(3, n * (h + pad) + pad, cols * (w + pad) + pad)
+    for c, batch in enumerate(tensors):
+        if batch.shape[0] != n or batch.shape[-2:] != (h, w) or batch.shape[1] not in (1, 3):
+            raise ValueError(f"image_grid: every batch must be {n} x 3 x {h} x {w}, got {tuple(batch.shape)}")
+        for r in range(n):
+            y, x = pad + r * (h + pad), pad + c * (w + pad)
+            grid[:, y : y + h, x : x + w] = batch[r].expand(3, h, w)
+    return (grid.permute(1, 2, 0).numpy() * 255.0 + 0.5).astype(np.uint8)
+
+
+class Tracker:
+    """One run's MLflow connection; every method is a no-op when tracking is off or this is not rank 0."""
+
+    def __init__(self, uri: str, source: str, experiment: str | None, spec: Any, active: bool) -> None:
+        self.uri = uri
+        self.uri_source = source
+        self.experiment = experiment
+        self.spec = spec
+        self.active = active
+        self.run_id: str | None = None
+        self._resume_run: str | None = None
+        self._monitor: Any = None
+        self._started = False
+
+    @classmethod
+    def for_run(cls, recipe: Any, *, cli_uri: str | None = None, cli_experiment: str | None = None, active: bool = True) -> Tracker:
+        spec = recipe.tracking
+        uri, source = resolve_uri(cli_uri, spec.uri)
+        experiment = cli_experiment or spec.experiment or recipe.name
+        return cls(uri, source, experiment, spec, active=bool(active and spec.enabled))
+
+    @classmethod
+    def lookup(cls, uri: str | None = None) -> Tracker:
+        """A tracker used only to look runs up (``zoo runs``, ``--run``, ``load_generator``)."""
+        resolved, source = resolve_uri(uri)
+        return cls(resolved, source, None, None, active=False)
+
+    def describe(self) -> str:
+        if not self.active:
+            return "off"
+        return f"{self.uri} (experiment {self.experiment!r})"
+
+    # ------------------------------------------------------------------------------------------- set-up
+
+    def adopt(self, state: Mapping[str, Any]) -> None:
+        """Continue the run a checkpoint belongs to (same run id; its store unless one was configured)."""
+        if not self.active:
+            return
+        self._resume_run = state.get("mlflow_run_id")
+        if self.uri_source == "default" and state.get("tracking_uri"):
+            self.uri, self.uri_source = state["tracking_uri"], "checkpoint"
+
+    def check_reachable(self) -> None:
+        if self.active:
+            check_uri(self.uri)
+
+    def _client(self) -> Any:
+        from mlflow.tracking import MlflowClient
+
+        check_uri(self.uri)
+        return MlflowClient(tracking_uri=self.uri)
+
+    def start(self, trainer: Any, *, run_dir: Path | None, resumed: bool) -> None:
+        """Start (or re-open) the MLflow run and record the recipe, params and tags."""
+        if not self.active:
+            return
+        import mlflow
+
+        mlflow.set_tracking_uri(self.uri)
+        recipe = trainer.recipe
+        raw = recipe.to_dict()
+        if self._resume_run:
+            client = mlflow.tracking.MlflowClient(self.uri)
+            try:
+                run = client.get_run(self._resume_run)
+            except Exception:
+                raise TrainingError(
+                    f"The checkpoint belongs to MLflow run {self._resume_run}, which the store {self.uri} does not "
+                    "hold. Pass the store it was logged to with --tracking-uri."
+                ) from None
+            self.experiment = client.get_experiment(run.info.experiment_id).name
+            mlflow.start_run(run_id=self._resume_run, log_system_metrics=False)
+        else:
+            mlflow.set_experiment(self.experiment)
+            mlflow.start_run(run_name=self.spec.run_name, log_system_metrics=False)
+        self._started = True
+        self.run_id = mlflow.active_run().info.run_id
+        if resumed:
+            mlflow.set_tag("zoo.resumed_from_step", str(trainer.step))
+            mlflow.log_dict(raw, f"recipe_resumed_at_{trainer.step}.yaml")
+        else:
+            mlflow.log_dict(raw, "recipe.yaml")
+            params = flat_params(raw)
+            items = list(params.items())
+            for i in range(0, len(items), 100):
+                mlflow.log_params(dict(items[i : i + 100]))
+        mlflow.set_tags(self._tags(trainer, run_dir))
+        skipped = getattr(trainer.dataset, "skipped", None)
+        if skipped is not None:
+            mlflow.log_metric("data/skipped_files", float(len(skipped)), step=trainer.step)
+            if skipped:
+                mlflow.log_text("\n".join(f"{p}\t{why}" for p, why in skipped), "data/skipped_files.txt")
+
+    def _tags(self, trainer: Any, run_dir: Path | None) -> dict[str, str]:
+        import torch
+
+        import zoo
+
+        recipe = trainer.recipe
+        tags = {
+            "zoo.version": zoo.__version__,
+            "zoo.recipe": recipe.name,
+            "zoo.recipe_source": str(recipe.source) if recipe.source else "",
+            "zoo.trainer": recipe.train.trainer,
+            "zoo.device": str(trainer.device),
+            "zoo.world_size": str(trainer.dist.world_size),
+            "zoo.seed": str(recipe.seed),
+            "torch.version": torch.__version__,
+        }
+        if run_dir is not None:
+            tags["zoo.run_dir"] = str(Path(run_dir).resolve())
+        commit = git_commit()
+        if commit:
+            tags["mlflow.source.git.commit"] = commit
+            tags["zoo.git_commit"] = commit
+        try:
+            for dotted, kind, block in recipe.blocks():
+                tags[f"component.{dotted}"] = f"{kind}:{block.get('name')}"
+        except Exception:  # a recipe object without blocks(): tags are a convenience
+            pass
+        if torch.cuda.is_available() and trainer.device.type == "cuda":
+            tags["zoo.cuda_device"] = torch.cuda.get_device_name(trainer.device)
+        return tags
+
+    def start_system_metrics(self, first_step_s: float, remaining_steps: int) -> None:
+        """Sample CPU/memory/GPU often enough that even a short run records a few points."""
+        if not self.active or not self.spec.system_metrics or self._monitor is not None:
+            return
+        if os.environ.get("MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING", "").lower() in ("false", "0"):
+            return
+        import mlflow
+        from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
+
+        estimate = max(first_step_s, 1e-3) * max(remaining_steps, 1)
+        interval = float(min(max(estimate / 100.0, 0.5), 30.0))  # ~100 samples, within [0.5 s, 30 s]
+        if "MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL" not in os.environ:
+            mlflow.set_system_metrics_sampling_interval(interval)
+        self._monitor = SystemMetricsMonitor(
+            self.run_id, sampling_interval=interval, samples_before_logging=1, resume_logging=True, tracking_uri=self.uri
+        )
+        self._monitor.start()
+        if "MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL" in os.environ:
+            mlflow.set_system_metrics_sampling_interval(None)
+
+    # ------------------------------------------------------------------------------------------- logging
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
+        if not self.active or not self._started:
+            return
+        import mlflow
+
+        out = dict(metrics)
+        try:
+            import torch
+
+            if torch.cuda.is_available() and torch.cuda.is_initialized():
+                out["perf/cuda_memory_allocated_gb"] = torch.cuda.memory_allocated() / 2**30
+                out["perf/cuda_max_memory_allocated_gb"] = torch.cuda.max_memory_allocated() / 2**30
+        except Exception:
+            pass
+        mlflow.log_metrics(out, step=step)
+
+    def log_image(self, grid: np.ndarray, step: int) -> None:
+        if not self.active or not self._started:
+            return
+        import mlflow
+
+        mlflow.log_image(grid, artifact_file=f"samples/step_{step:07d}.png")
+
+    def log_checkpoint(self, path: Path, step: int) -> None:
+        if not self.active or not self._started:
+            return
+        import mlflow
+
+        mlflow.set_tags({"zoo.checkpoint": str(Path(path).resolve()), "zoo.checkpoint_step": str(step)})
+        if self.spec.log_checkpoints:
+            mlflow.log_artifact(str(path), artifact_path="checkpoints")
+
+    def finish(self, trainer: Any | None, status: str) -> None:
+        """Log the final generator (when ``trainer`` is given) and close the run with ``status``."""
+        if not self.active or not self._started:
+            return
+        import mlflow
+
+        try:
+            if self._monitor is not None:
+                self._monitor.finish()
+                self._monitor = None
+            if trainer is not None and self.spec.log_model:
+                self._log_model(trainer)
+        finally:
+            mlflow.end_run(status=status)
+            self._started = False
+
+    def _log_model(self, trainer: Any) -> None:
+        import mlflow
+        import mlflow.pytorch
+        import torch
+
+        import zoo
+
+        gen = copy.deepcopy(trainer.generator).cpu().eval()
+        info = mlflow.pytorch.log_model(
+            gen,
+            name="model",
+            pip_requirements=[f"torch=={torch.__version__.split('+')[0]}", f"enhance-zoo=={zoo.__version__}"],
+        )
+        mlflow.set_tag("zoo.model_uri", info.model_uri)
+
+    # ------------------------------------------------------------------------------------------- lookups
+
+    def checkpoint_for_run(self, run_id: str) -> Path:
+        """The newest checkpoint of ``run_id``: its local file if still there, else the logged artifact."""
+        client = self._client()
+        try:
+            run = client.get_run(run_id)
+        except Exception:
+            raise TrainingError(
+                f"MLflow run {run_id} is not in the store {self.uri}. 'zoo runs' lists the runs there; "
+                "--tracking-uri or MLFLOW_TRACKING_URI selects another store."
+            ) from None
+        local = run.data.tags.get("zoo.checkpoint")
+        if local and Path(local).is_file():
+            return Path(local)
+        import mlflow.artifacts
+
+        run_dir = run.data.tags.get("zoo.run_dir")
+        dst = Path(run_dir) if run_dir else Path("runs") / "downloaded" / run_id
+        try:
+            dst.mkdir(parents=True, exist_ok=True)
+            got = mlflow.artifacts.download_artifacts(
+                run_id=run_id, artifact_path=f"checkpoints/{'last.pt'}", dst_path=str(dst), tracking_uri=self.uri
+            )
+        except Exception as exc:
+            raise TrainingError(f"MLflow run {run_id} has no checkpoint (neither {local} nor an artifact): {exc}") from None
+        return Path(got)
+
+
+def list_runs(uri: str | None = None, experiment: str | None = None, max_results: int = 20) -> list[dict[str, Any]]:
+    """Recent runs of the store (newest first): id, experiment, recipe, status, start, step and last metrics."""
+    from mlflow.tracking import MlflowClient
+
+    resolved, _ = resolve_uri(uri)
+    check_uri(resolved)
+    client = MlflowClient(tracking_uri=resolved)
+    if experiment:
+        exp = client.get_experiment_by_name(experiment)
+        if exp is None:
+            names = [e.name for e in client.search_experiments()]
+            from zoo.errors import DataError, available, suggest
+
+            raise DataError(f"No experiment {experiment!r} in {resolved}.{suggest(experiment, names)} {available(names)}")
+        exps = [exp]
+    else:
+        exps = client.search_experiments()
+    if not exps:
+        return []
+    by_id = {e.experiment_id: e.name for e in exps}
+    runs = client.search_runs(list(by_id), max_results=max_results, order_by=["attributes.start_time DESC"])
+    out = []
+    for run in runs:
+        metrics = {k: v for k, v in run.data.metrics.items() if not k.startswith(("system/", "perf/", "lr/"))}
+        out.append(
+            {
+                "run_id": run.info.run_id,
+                "experiment": by_id.get(run.info.experiment_id, run.info.experiment_id),
+                "recipe": run.data.tags.get("zoo.recipe", run.info.run_name or ""),
+                "status": run.info.status,
+                "start_time": run.info.start_time,
+                "step": run.data.tags.get("zoo.checkpoint_step", ""),
+                "metrics": metrics,
+            }
+        )
+    return out
