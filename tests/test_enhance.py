@@ -18,6 +18,8 @@ from zoo.cli.main import app
 from zoo.errors import DataError
 from zoo.registry import create
 
+from .conftest import shared_path
+
 CRS = "{http://ns.adobe.com/camera-raw-settings/1.0/}"
 
 
@@ -231,3 +233,39 @@ def test_cli_enhance_errors(tmp_path, fake_model):
     res = CliRunner().invoke(app, ["enhance", str(tmp_path / "nope.jpg"), "--run", "r1", "--out", str(tmp_path)])
     assert res.exit_code != 0
     assert isinstance(res.exception, DataError) and "does not exist" in str(res.exception)
+
+
+def test_cli_enhance_with_the_released_rl_policy(tmp_path):
+    """--recipe path end to end: the RL editor with the released demo weights writes sliders on the 1/16 grid."""
+    weights = shared_path("reference", "kosugi", "generator_weights_for_demo.npz")
+    recipe = Path(__file__).resolve().parent.parent / "recipes" / "rl_edit.yaml"
+    if not recipe.is_file():
+        pytest.skip("recipes/rl_edit.yaml is absent")
+    src = shared_path("data", "lowlight", "DICM", "01.jpg")
+    small = tmp_path / "in" / "dicm01.png"
+    small.parent.mkdir()
+    Image.open(src).convert("RGB").resize((120, 160)).save(small)
+    res = CliRunner().invoke(
+        app,
+        [
+            "enhance",
+            str(small.parent),
+            "--recipe",
+            str(recipe),
+            "--set",
+            f"model.generator.weights={weights}",
+            "--out",
+            str(tmp_path / "out"),
+            "--xmp",
+            "--quiet",
+            "--device",
+            "cpu",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    side = json.loads((tmp_path / "out" / "dicm01.json").read_text())
+    values = np.array(list(side["params"].values()))
+    assert len(values) == 12 and np.allclose(values * 16, np.round(values * 16)) and np.abs(values).max() <= 1
+    out = inf.read_image(tmp_path / "out" / "dicm01.png")
+    assert out.shape == (3, 160, 120)
+    assert (tmp_path / "out" / "dicm01.xmp").is_file()

@@ -7,6 +7,7 @@ import socket
 import mlflow
 import pytest
 import torch
+import yaml
 from mlflow.tracking import MlflowClient
 from typer.testing import CliRunner
 
@@ -89,7 +90,7 @@ def test_tracked_run_records_everything_and_loads_by_run_id(tmp_path, tiny_train
     assert {a.path for a in client.list_artifacts(res.run_id, "samples")} == {
         "samples/step_0000003.png", "samples/step_0000006.png", "samples/step_0000008.png"
     }
-    raw = mlflow.artifacts.load_dict(f"runs:/{res.run_id}/recipe.yaml")
+    raw = yaml.safe_load(mlflow.artifacts.load_text(f"runs:/{res.run_id}/recipe.yaml"))
     assert raw == recipe.to_dict()
 
     mlflow.set_tracking_uri(mlflow_store)

@@ -42,6 +42,7 @@ class TinyTrainSpec(CommonTrainSpec):
     lr: float = 0.01
     sleep: float = 0.0
     nan_at: int | None = None
+    dump_dir: str | None = None  # DDP test: each rank saves its weights and batch checksum every step
 
 
 class TinyGenerator(nn.Module):
@@ -92,6 +93,9 @@ class TinyTrainer(Trainer):
         loss_g.backward()
         self.opt_g.step()
         self.history = torch.cat([self.history, loss_g.detach().view(1)])[-5:]
+        if self.cfg.dump_dir:
+            weights = {f"{n}.{k}": v.detach().clone() for n in ("generator", "critic") for k, v in self.module(n).state_dict().items()}
+            torch.save({"weights": weights, "batch_sum": float(src.sum())}, Path(self.cfg.dump_dir) / f"rank{self.dist.rank}_step{self.step + 1}.pt")
         if self.cfg.sleep:
             time.sleep(self.cfg.sleep)
         return {"loss/g": loss_g, "loss/d": loss_d, "history_mean": self.history.mean()}

@@ -55,7 +55,7 @@ def enhance_cmd(
         source=model.source,
         progress=not quiet,
     )
-    console = Console(stderr=True, highlight=False)
+    console = Console(stderr=True, highlight=False, soft_wrap=True)
     n = len(report.outputs)
     console.print(
         f"Enhanced {n} image(s) with {model.source} in {report.seconds:.1f} s -> {out}"

@@ -85,7 +85,7 @@ def eval_cmd(
         write_json,
     )
 
-    console = Console(stderr=True, highlight=False)
+    console = Console(stderr=True, highlight=False, soft_wrap=True)
     pred, ref, data, synthetic_dark = pred or [], ref or [], data or [], synthetic_dark or []
     has_model = any((checkpoint, run, recipe))
     if pred and (has_model or data or synthetic_dark):

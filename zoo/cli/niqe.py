@@ -29,7 +29,7 @@ def niqe_fit_cmd(
     from zoo.inference import _progress, collect_images, read_image
     from zoo.metrics.niqe import fit_pristine, rgb_to_gray_matlab, to_uint8_numbers
 
-    console = Console(stderr=True, highlight=False)
+    console = Console(stderr=True, highlight=False, soft_wrap=True)
     files = collect_images(folder)
     skipped: list[str] = []
 

@@ -36,18 +36,26 @@ def list_cmd(
         raise UnknownComponentError(f"Unknown --format {fmt!r}.{suggest(fmt, ['table', 'names', 'json'])} Use table, names or json.")
     from rich.table import Table
 
-    table = Table(title=f"{len(found)} component(s)", title_justify="left")
-    table.add_column("kind", no_wrap=True)
-    table.add_column("name", no_wrap=True)
-    table.add_column("summary", overflow="ellipsis", no_wrap=True, ratio=3)
-    table.add_column("paper", overflow="ellipsis", no_wrap=True, ratio=1)
-    for e in found:
-        name = e.name if e.origin == "zoo" else f"{e.name} [dim]({e.origin})[/dim]"
-        table.add_row(e.kind, name, e.summary, e.paper)
     console = _console()
+    kind_w = max((len(e.kind) for e in found), default=4)
+    name_w = max((len(e.name) + (len(e.origin) + 3 if e.origin != "zoo" else 0) for e in found), default=4)
+    paper_w = min(28, max((len(e.paper) for e in found), default=5))
+    summary_w = max(20, console.width - kind_w - name_w - paper_w - 13)
+    table = Table(title=f"{len(found)} component(s)", title_justify="left")
+    table.add_column("kind", min_width=kind_w)
+    table.add_column("name", min_width=name_w)
+    table.add_column("summary", min_width=min(summary_w, 20), max_width=summary_w)
+    table.add_column("paper", max_width=paper_w)
+    for e in found:
+        name = e.name if e.origin == "zoo" else f"{e.name} ({e.origin})"
+        table.add_row(e.kind, name, _clip(e.summary, summary_w), _clip(e.paper, paper_w))
     console.print(table)
     if not found:
         console.print("No component matches." + (f" Kinds: {', '.join(KINDS)}." if kind is None else ""))
+
+
+def _clip(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: max(width - 1, 0)] + "…"
 
 
 def _split_filters(filters: list[str]) -> tuple[str | None, str | None]:

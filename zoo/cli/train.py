@@ -79,12 +79,13 @@ def runs_cmd(
 
     uri, _ = resolve_uri(tracking_uri)
     runs = list_runs(tracking_uri, experiment=experiment, max_results=limit)
-    console = Console(soft_wrap=True)
+    console = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200)  # pipes get whole lines
     if not runs:
         console.print(f"No runs in {uri}" + (f" (experiment {experiment!r})" if experiment else "") + ".")
         return
     table = Table(title=f"MLflow runs in {uri}", title_justify="left")
-    for col in ("run id", "experiment", "recipe", "status", "started", "step", "metrics"):
+    table.add_column("run id", no_wrap=True, min_width=32)
+    for col in ("experiment", "recipe", "status", "started", "step", "metrics"):
         table.add_column(col, overflow="fold")
     for r in runs:
         started = datetime.datetime.fromtimestamp(r["start_time"] / 1000).strftime("%Y-%m-%d %H:%M") if r["start_time"] else ""

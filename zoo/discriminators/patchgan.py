@@ -67,24 +67,11 @@ class PatchGANNoNorm(nn.Module):
         layers += [nn.Conv2d(cout, 1, kernel_size, stride=1, padding=pad)]
         self.model = nn.Sequential(*layers)
 
-    def min_size(self) -> int:
-        """Smallest input side that gives a non-empty score map."""
-        size = 1
-        while patch_map_size(size, self.n_layers, self.kernel_size, self.padding) < 1:
-            size += 1
-        return size
-
     def forward(self, x: Tensor) -> Tensor:
         """Score a batch: ``N x C x H x W`` in [0, 1] -> ``N x 1 x h x w``."""
         if not isinstance(x, Tensor) or x.ndim != 4 or x.shape[1] != self.in_channels:
             got = f"shape {tuple(x.shape)}" if isinstance(x, Tensor) else type(x).__name__
             raise InputError(
                 f"discriminator 'patchgan_nonorm' takes N x {self.in_channels} x H x W images, got {got}."
-            )
-        side = min(x.shape[-2:])
-        if patch_map_size(side, self.n_layers, self.kernel_size, self.padding) < 1:
-            raise InputError(
-                f"discriminator 'patchgan_nonorm' with n_layers={self.n_layers} needs images of at least "
-                f"{self.min_size()} px per side, got {tuple(x.shape[-2:])}."
             )
         return self.model(x * 2.0 - 1.0)

@@ -300,6 +300,10 @@ def _read_state(path: str | os.PathLike[str]) -> Mapping[str, Tensor]:
             f"generator 'enlightengan_unet': cannot read weights from {str(p)!r} with torch.load(weights_only=True): "
             f"{exc}"
         ) from None
+    if isinstance(obj, Mapping) and obj.get("format") == "enhance-zoo-checkpoint":
+        from zoo.train.checkpoint import generator_state
+
+        return generator_state(obj)
     if isinstance(obj, Mapping):
         for key in ("generator", "state_dict", "model"):  # zoo checkpoints nest the generator's state
             inner = obj.get(key)

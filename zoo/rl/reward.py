@@ -52,21 +52,31 @@ class EditReward(nn.Module):
         self.alpha = float(alpha)
         self.quantize = bool(quantize)
 
-    def forward(self, critic: Callable[[Tensor], Tensor], source: Tensor, edited: Tensor) -> dict[str, Tensor]:
+    def forward(
+        self,
+        critic: Callable[[Tensor], Tensor] | None,
+        source: Tensor,
+        edited: Tensor,
+        scores: Tensor | None = None,
+    ) -> dict[str, Tensor]:
         """Per-image reward and its parts (no gradients flow: rewards are constants for the policy).
 
         Args:
-            critic: the discriminator scoring thumbnails.
+            critic: the discriminator scoring thumbnails (unused when ``scores`` is given).
             source: ``N x 3 x 64 x 64`` unedited thumbnails.
-            edited: ``N x 3 x 64 x 64`` edited thumbnails.
+            edited: ``N x 3 x 64 x 64`` edited thumbnails (already quantised when ``scores`` is given).
+            scores: the critic's scores of ``edited`` if the caller has them already (saves a forward pass).
 
         Returns:
             ``{"reward", "adversarial", "penalty", "scores", "edited"}``: ``(N,)`` each (``penalty`` already times
             alpha), the critic's per-image scores, and the (quantised) edited thumbnails it saw.
         """
         edited = quantize_8bit(edited) if self.quantize else edited
-        with torch.no_grad():
-            scores = critic(edited.detach())
+        if scores is None:
+            if critic is None:
+                raise ParameterError("reward: give the critic or its scores of the edited thumbnails.")
+            with torch.no_grad():
+                scores = critic(edited.detach())
         adversarial = self.objective.reward(scores).detach().float()
         penalty = self.alpha * self.penalty.per_image(source, edited).detach().float()
         return {

@@ -117,12 +117,17 @@ class RLTrainer(Trainer):
         self.size = int(self.editor.thumbnail_size)
         self.algorithm = create("algorithm", self.model_cfg.algorithm, where=self.recipe.where("model.algorithm"))
         # REINFORCE leaves the value head out of the loss: DDP must be told
+        # channels_last makes these small convolutions 2-4x faster on the CPU too (the base uses it on CUDA)
+        self._cl = self.device.type == "cpu" or self.channels_last
+        if self._cl:
+            self.editor.policy.to(memory_format=torch.channels_last)
+        critic = create("discriminator", self.model_cfg.critic, where=self.recipe.where("model.critic"))
+        if self._cl:
+            critic = critic.to(memory_format=torch.channels_last)
         self.policy = self.add_module(
             "policy", self.editor.policy, find_unused_parameters=not getattr(self.algorithm, "uses_value", True)
         )
-        self.critic = self.add_module(
-            "critic", create("discriminator", self.model_cfg.critic, where=self.recipe.where("model.critic"))
-        )
+        self.critic = self.add_module("critic", critic)
         r = self.model_cfg.reward
         self.reward = EditReward(r.objective, r.penalty, alpha=r.alpha, quantize=r.quantize).to(self.device)
         self.algorithm.bind(self.policy)
@@ -156,24 +161,27 @@ class RLTrainer(Trainer):
         self.editor.train()
 
         # act: one sampled level per slider, the edit at thumbnail size
-        actions, log_probs, values, logits = act(self.policy, source)
+        actions, log_probs, values, _ = act(self.policy, self._fmt(source))
         params = self.software.levels_to_params(actions, self.editor.levels).to(source)
         with torch.no_grad():
             edited = quantize_8bit(self.software.apply(source, params))
+        edited = self._fmt(edited)
+        real = self._fmt(real)
 
-        # reward, by the critic that the episode met
-        critic_eval = self.module("critic")
-        parts = self.reward(critic_eval, source, edited)
-
-        # critic: the current batch, then replayed thumbnails
+        # critic: the current batch first (its scores of the edits, taken before the update, are the
+        # reward's: the critic that the episode met), then thumbnails replayed from the buffer
         self.replay.add(real, edited)
-        critic_stats = [self._critic_step(real, edited)] if cfg.critic_steps > 0 else []
+        critic_stats, scores = [], None
+        if cfg.critic_steps > 0:
+            first, scores = self._critic_step(real, edited)
+            critic_stats.append(first)
         for _ in range(cfg.critic_steps - 1):
             r, f = self.replay.sample(real.shape[0], self.device)
-            critic_stats.append(self._critic_step(r, f))
+            critic_stats.append(self._critic_step(self._fmt(r), self._fmt(f))[0])
+        parts = self.reward(self.module("critic"), source, edited, scores=scores)
 
         # agent
-        stats = self.algorithm.update(Rollout(source, actions, parts["reward"], log_probs, values))
+        stats = self.algorithm.update(Rollout(self._fmt(source), actions, parts["reward"], log_probs, values))
 
         out: dict[str, float] = {
             "reward/mean": float(parts["reward"].mean()),
@@ -194,7 +202,11 @@ class RLTrainer(Trainer):
             out[f"slider/{name}"] = value
         return out
 
-    def _critic_step(self, real: Tensor, fake: Tensor) -> dict[str, float]:
+    def _fmt(self, x: Tensor) -> Tensor:
+        return x.contiguous(memory_format=torch.channels_last) if self._cl else x
+
+    def _critic_step(self, real: Tensor, fake: Tensor) -> tuple[dict[str, float], Tensor]:
+        """One WGAN-GP critic update; returns its statistics and the critic's pre-update scores of ``fake``."""
         n = real.shape[0]
         scores = self.critic(torch.cat([real, fake]))  # one forward: no BatchNorm, so the same as two
         real_s, fake_s = scores[:n], scores[n:]
@@ -205,12 +217,13 @@ class RLTrainer(Trainer):
         self.opt_critic.zero_grad(set_to_none=True)
         (loss + gp).backward()
         self.opt_critic.step()
-        return {
+        stats = {
             "loss": float(loss.detach()) + float(gp.detach()),
             "gp": float(gp.detach()),
             "real": float(real_s.detach().mean()),
             "fake": float(fake_s.detach().mean()),
         }
+        return stats, fake_s.detach()
 
     # ----------------------------------------------------------------------------------------- state & samples
 

@@ -327,6 +327,7 @@ class Tracker:
         info = mlflow.pytorch.log_model(
             gen,
             name="model",
+            serialization_format="pickle",  # 'pt2' would trace one input size; generators take any size
             pip_requirements=[f"torch=={torch.__version__.split('+')[0]}", f"enhance-zoo=={zoo.__version__}"],
         )
         mlflow.set_tag("zoo.model_uri", info.model_uri)

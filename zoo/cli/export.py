@@ -1,0 +1,61 @@
+"""``zoo export``: write a generator as an ONNX model (dynamic height and width), checked against PyTorch."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from zoo.errors import DataError
+
+
+def export_cmd(
+    onnx: Path = typer.Option(..., "--onnx", help="The .onnx file to write."),
+    checkpoint: Path = typer.Option(None, "--checkpoint", "-c", help="A zoo checkpoint (or run folder)."),
+    run: str = typer.Option(None, "--run", help="An MLflow run id whose generator to export."),
+    recipe: Path = typer.Option(None, "--recipe", "-r", help="Export the generator a recipe builds (its weights param)."),
+    overrides: list[str] = typer.Option(None, "--set", "-s", help="Recipe overrides a.b.c=value (with --recipe)."),
+    tracking_uri: str = typer.Option(None, "--tracking-uri", help="MLflow store for --run."),
+    opset: int = typer.Option(18, help="ONNX opset version."),
+    check: bool = typer.Option(True, "--check/--no-check", help="Compare onnxruntime with PyTorch after export."),
+) -> None:
+    """Export a generator to ONNX with dynamic batch, height and width; prints the check against PyTorch."""
+    given = [x for x in (checkpoint, run, recipe) if x is not None]
+    if len(given) != 1:
+        raise DataError("zoo export needs exactly one of --checkpoint CKPT, --run RUN_ID or --recipe RECIPE.")
+    if overrides and recipe is None:
+        raise DataError("zoo export: --set only applies with --recipe.")
+    from rich.console import Console
+
+    from zoo.export import export_onnx
+
+    if recipe is not None:
+        from zoo.recipe import load_recipe
+
+        rec = load_recipe(recipe, overrides or [])
+        builder = getattr(rec.trainer_cls, "build_generator", None)
+        if builder is not None:
+            generator = builder(rec)
+        else:
+            from zoo.registry import create
+
+            generator = create("generator", rec.model.generator, where=rec.where("model.generator"))
+        origin = f"recipe {recipe}"
+    else:
+        from zoo.train.checkpoint import load_generator
+
+        generator, _ = load_generator(checkpoint=checkpoint, run_id=run, tracking_uri=tracking_uri)
+        origin = f"checkpoint {checkpoint}" if checkpoint is not None else f"run {run}"
+    report = export_onnx(generator, onnx, opset=opset, check=check)
+    console = Console(stderr=False, highlight=False, soft_wrap=True)
+    size = report.path.stat().st_size / 2**20
+    console.print(f"wrote {report.path} ({size:.1f} MiB, opset {report.opset}) from {origin}")
+    if report.max_width is not None:
+        console.print(f"input widths up to {report.max_width} px (wider photos: downsample first, as the generator does)")
+    if report.max_abs_diff is not None:
+        h, w = report.checked_size
+        console.print(f"onnxruntime vs PyTorch at 2 x 3 x {h} x {w}: max |diff| = {report.max_abs_diff:.2e}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("export")(export_cmd)
