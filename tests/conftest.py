@@ -16,7 +16,9 @@ SHARED = Path(os.environ.get("ZOO_SHARED_DIR", ROOT.parent / "shared"))
 
 # Parameters the registry-wide tests pass to components whose constructor has required parameters
 # (a path, say). Keyed by (kind, name); values may be callables taking the `shared_dir`-or-None.
-REQUIRED_TEST_PARAMS: dict[tuple[str, str], dict] = {}
+REQUIRED_TEST_PARAMS: dict[tuple[str, str], dict] = {
+    ("loss", "self_feature_preserving"): {"pretrained": False},  # never ask for pretrained weights in tests
+}
 
 
 def shared_path(*parts: str) -> Path:

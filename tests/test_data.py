@@ -205,7 +205,9 @@ def _folder(root: Path, n: int, size=(20, 24), seed=0) -> Path:
 
 def test_image_folder_samples_and_determinism(tmp_path):
     src, tgt = _folder(tmp_path / "low" / "nested", 3), _folder(tmp_path / "high", 5, seed=10)
-    ds = zoo.create("dataset", {"name": "image_folder", "source": str(tmp_path / "low"), "target": str(tgt), "crop_size": 16})
+    ds = zoo.create(
+        "dataset", {"name": "image_folder", "source": str(tmp_path / "low"), "target": str(tgt), "crop_size": 16}
+    )
     assert len(ds) == 5 and ds.n_source == 3 and ds.skipped == []
     a, b = ds[(2, 123)], ds[(2, 123)]
     assert set(a) == {"source", "target"}
@@ -220,19 +222,30 @@ def test_image_folder_samples_and_determinism(tmp_path):
     assert src.exists()
 
 
+def test_image_folder_accepts_several_folders(tmp_path):
+    a, b = _folder(tmp_path / "a", 2), _folder(tmp_path / "b", 3, seed=5)
+    ds = zoo.create("dataset", {"name": "image_folder", "source": [str(a), str(b)], "target": str(b), "crop_size": 8})
+    assert ds.n_source == 5 and ds.n_target == 3 and len(ds) == 5
+
+
 def test_image_folder_skips_bad_files_and_lists_them(tmp_path):
     src = _folder(tmp_path / "src", 2)
     (src / "broken.jpg").write_bytes(b"garbage")
     Image.fromarray(_rgb(60, 60)).save(src / "huge.png")
     tgt = _folder(tmp_path / "tgt", 2)
     with pytest.warns(UserWarning, match="skipped 2 file"):
-        ds = zoo.create("dataset", {"name": "image_folder", "source": str(src), "target": str(tgt), "crop_size": 8, "max_pixels": 1000})
+        ds = zoo.create(
+            "dataset",
+            {"name": "image_folder", "source": str(src), "target": str(tgt), "crop_size": 8, "max_pixels": 1000},
+        )
     assert ds.n_source == 2 and sorted(Path(p).name for p, _ in ds.skipped) == ["broken.jpg", "huge.png"]
 
 
 def test_image_folder_late_decode_failure_uses_next_file(tmp_path):
     src, tgt = _folder(tmp_path / "src", 3), _folder(tmp_path / "tgt", 2)
-    ds = zoo.create("dataset", {"name": "image_folder", "source": str(src), "target": str(tgt), "crop_size": None, "hflip": False})
+    ds = zoo.create(
+        "dataset", {"name": "image_folder", "source": str(src), "target": str(tgt), "crop_size": None, "hflip": False}
+    )
     data = (src / "img1.png").read_bytes()
     (src / "img1.png").write_bytes(data[: len(data) // 2])  # truncated after the header scan
     with pytest.warns(UserWarning, match="failed to decode"):
@@ -270,7 +283,8 @@ def test_small_images_upscaled_or_skipped(tmp_path):
     assert up.n_source == 2 and up[(0, 1)]["source"].shape == (3, 32, 32)
     with pytest.warns(UserWarning, match="smaller than crop_size"):
         skip = zoo.create(
-            "dataset", {"name": "image_folder", "source": str(src), "target": str(tgt), "crop_size": 32, "small": "skip"}
+            "dataset",
+            {"name": "image_folder", "source": str(src), "target": str(tgt), "crop_size": 32, "small": "skip"},
         )
     assert skip.n_source == 1
 
@@ -279,7 +293,14 @@ def test_resize_and_flips_and_darken(tmp_path):
     src, tgt = _folder(tmp_path / "src", 2, size=(30, 40)), _folder(tmp_path / "tgt", 2)
     ds = zoo.create(
         "dataset",
-        {"name": "image_folder", "source": str(src), "target": str(tgt), "crop_size": None, "resize": 16, "darken": 1.0},
+        {
+            "name": "image_folder",
+            "source": str(src),
+            "target": str(tgt),
+            "crop_size": None,
+            "resize": 16,
+            "darken": 1.0,
+        },
     )
     s = ds[(0, 7)]
     assert s["source"].shape == s["target"].shape == s["source_original"].shape == (3, 16, 16)

@@ -23,8 +23,17 @@ def test_two_gloo_processes_stay_identical(tmp_path):
     recipe = tiny_recipe(tmp_path / "r.yaml", steps=3, checkpoint_every=3, dump_dir=str(dump))
     env = dict(os.environ, OMP_NUM_THREADS="1")
     env.pop("MLFLOW_TRACKING_URI", None)
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(TINY),
-           "train", str(recipe), "--quiet"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        str(TINY),
+        "train",
+        str(recipe),
+        "--quiet",
+    ]
     proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stdout.count("Trained tiny for 3 steps") == 1  # rank 0 alone reports

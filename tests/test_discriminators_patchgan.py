@@ -36,7 +36,8 @@ def test_patchgan_bad_input():
     with pytest.raises(InputError, match=">= 1"):
         create("discriminator", {"name": "patchgan_nonorm", "n_layers": 0})
     # padding 2 keeps a non-empty map at any size
-    assert create("discriminator", {"name": "patchgan_nonorm", "n_layers": 6, "ndf": 2})(torch.rand(1, 3, 8, 8)).numel() >= 1
+    deep = create("discriminator", {"name": "patchgan_nonorm", "n_layers": 6, "ndf": 2})
+    assert deep(torch.rand(1, 3, 8, 8)).numel() >= 1
 
 
 def local(**kw):
@@ -59,8 +60,8 @@ def test_local_patches_shapes_and_shared_windows():
         assert s.shape == (2, 1, 3 * h, h)
         # the same windows give the same scores; the score of patch k of image i is the inner D on that crop
         assert torch.equal(s, d(x, windows=w))
-        t, l = w[1, 1].tolist()
-        inner = d.inner(x[1:2, :, t : t + 16, l : l + 16])
+        top, left = w[1, 1].tolist()
+        inner = d.inner(x[1:2, :, top : top + 16, left : left + 16])
         assert torch.allclose(s[1:2, :, h : 2 * h], inner, atol=1e-6)
 
 
@@ -74,8 +75,8 @@ def test_local_patches_per_image_windows_and_crop():
     assert crops.shape == (20, 3, 16, 16)
     for p in range(4):
         for i in range(5):
-            t, l = w[p, i].tolist()
-            assert torch.equal(crops[p * 5 + i], x[i, :, t : t + 16, l : l + 16])
+            top, left = w[p, i].tolist()
+            assert torch.equal(crops[p * 5 + i], x[i, :, top : top + 16, left : left + 16])
 
 
 def test_local_patches_errors():

@@ -168,3 +168,52 @@ def test_cli_edit(tmp_path):
     assert isinstance(res.exception, ParameterError) and "Did you mean 'exposure'" in str(res.exception)
     res = runner.invoke(app, ["edit", str(tmp_path / "broken.png"), "--out", str(out)])
     assert isinstance(res.exception, DataError)
+
+
+# ------------------------------------------------------------------------------------------- fused inference path
+
+
+@pytest.mark.parametrize("shape", [(6, 64, 64), (2, 37, 90), (1, 1, 1)])
+def test_fused_path_agrees_with_operator_chain(lr, shape):
+    """The fused, chunked inference path (zoo.editing.fused) against the operator chain (the autograd path).
+
+    Same tolerances as the reference parity: max-abs 1e-4 without clarity; with clarity the 8-bit truncation
+    may flip single pixels, so mean-abs < 1e-5 and 99.9th percentile < 1e-3.
+    """
+    from zoo.editing import fused
+
+    n, h, w = shape
+    gen = torch.Generator().manual_seed(h * w)
+    x = torch.rand(n, 3, h, w, generator=gen)
+    x[:, :, : max(1, h // 8)] = 1.0  # white and black patches: the clarity stage's 8-bit truncation
+    x[:, :, -max(1, h // 8) :] = 0.0
+    p = torch.rand(n, 12, generator=gen) * 2 - 1
+    p[0, :3] = 0.0  # some images with dehaze/clarity/contrast at 0 (skipped per image)
+    old = fused.CHUNK_PIXELS
+    try:
+        fused.CHUNK_PIXELS = 1000  # force several row and image chunks
+        with torch.no_grad():
+            for q in (p, p * torch.tensor([0.0, 0.0] + [1.0] * 10), torch.zeros_like(p)):
+                fast = lr.apply_fused(x, q)
+                chain = lr.apply_chain(x, q)
+                err = (fast - chain).abs()
+                if bool((q[:, 1] != 0).any()):
+                    assert err.mean() < 1e-5 and torch.quantile(err.flatten(), 0.999) < 1e-3
+                else:
+                    assert err.max() <= 1e-4, err.max()
+                assert fast.shape == x.shape and fast.min() >= 0 and fast.max() <= 1
+    finally:
+        fused.CHUNK_PIXELS = old
+
+
+def test_apply_picks_fused_without_grad_and_chain_with_grad(lr):
+    gen = torch.Generator().manual_seed(3)
+    x = torch.rand(2, 3, 40, 48, generator=gen)
+    p = torch.rand(2, 12, generator=gen) * 2 - 1
+    with torch.inference_mode():
+        assert torch.equal(lr.apply(x, p), lr.apply_fused(x, p))
+    xg = x.clone().requires_grad_(True)
+    out = lr.apply(xg, p)
+    assert out.requires_grad and torch.equal(out.detach(), lr.apply_chain(xg, p).detach())
+    out.sum().backward()
+    assert xg.grad is not None and torch.isfinite(xg.grad).all()

@@ -218,3 +218,17 @@ def test_fuse_for_inference_matches_eval_and_is_channels_last():
         out_plain = fused(x)["image"]
     assert torch.allclose(out, ref, atol=1e-5) and torch.allclose(out_plain, ref, atol=1e-5)
     assert any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())  # the original is untouched
+
+
+def test_fuse_folds_plain_conv_bn_pairs():
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 6, 3, padding=1), torch.nn.BatchNorm2d(6), torch.nn.ReLU())
+    net[1].running_mean.uniform_(-1, 1)
+    net[1].running_var.uniform_(0.5, 2)
+    net[1].weight.data.uniform_(-1, 1)
+    net.eval()
+    fused = fuse_for_inference(net, channels_last=False)
+    assert isinstance(fused[1], torch.nn.Identity)
+    x = torch.rand(2, 3, 9, 7)
+    with torch.no_grad():
+        assert torch.allclose(fused(x), net(x), atol=1e-5)

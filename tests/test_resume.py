@@ -1,3 +1,4 @@
+# ruff: noqa: F811  (pytest fixtures imported from test_train_infra_tiny)
 """Resume after a real SIGKILL: same MLflow run, nothing checkpointed lost, the same losses as an uninterrupted run."""
 
 from __future__ import annotations
@@ -31,7 +32,12 @@ def _env() -> dict[str, str]:
 
 def _zoo(*args: str, cwd: Path) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, str(TINY), *args], cwd=cwd, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        [sys.executable, str(TINY), *args],
+        cwd=cwd,
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
 
 
@@ -85,13 +91,17 @@ def _scenario(tmp_path: Path, mlflow_store: str, template: Path) -> None:
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        ref = train(load_recipe(recipe, ["train.sleep=0", "train.out_dir=" + str(tmp_path / "ref")]),
-                    tracking_uri=ref_store, experiment="reference", quiet=True)
+        ref = train(
+            load_recipe(recipe, ["train.sleep=0", "train.out_dir=" + str(tmp_path / "ref")]),
+            tracking_uri=ref_store,
+            experiment="reference",
+            quiet=True,
+        )
     finally:
         torch.set_num_threads(threads)
     out2, _ = resumed.communicate(timeout=240)
     assert resumed.returncode == 0, out2
-    assert run_id in out2 and f"Trained tiny for 8 steps" in out2
+    assert run_id in out2 and "Trained tiny for 8 steps" in out2
 
     run = client.get_run(run_id)
     assert run.info.status == "FINISHED" and run.data.tags["zoo.resumed_from_step"] == str(kept["step"])
@@ -102,4 +112,3 @@ def _scenario(tmp_path: Path, mlflow_store: str, template: Path) -> None:
     for s, values in got.items():
         assert all(v == expected[s] for v in values), (s, values, expected[s])
     assert load_checkpoint(killed_ckpt)["step"] == 8
-

@@ -1,3 +1,4 @@
+# ruff: noqa: F811  (pytest fixtures imported from test_train_infra_tiny)
 """MLflow tracking: what a run records, the unreachable-server stop, URI precedence, ``zoo runs``, loading by run id."""
 
 from __future__ import annotations
@@ -88,7 +89,9 @@ def test_tracked_run_records_everything_and_loads_by_run_id(tmp_path, tiny_train
     artifacts = {a.path for a in client.list_artifacts(res.run_id)}
     assert {"recipe.yaml", "samples", "checkpoints"} <= artifacts
     assert {a.path for a in client.list_artifacts(res.run_id, "samples")} == {
-        "samples/step_0000003.png", "samples/step_0000006.png", "samples/step_0000008.png"
+        "samples/step_0000003.png",
+        "samples/step_0000006.png",
+        "samples/step_0000008.png",
     }
     raw = yaml.safe_load(mlflow.artifacts.load_text(f"runs:/{res.run_id}/recipe.yaml"))
     assert raw == recipe.to_dict()

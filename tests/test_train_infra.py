@@ -1,3 +1,4 @@
+# ruff: noqa: F811  (pytest fixtures imported from test_train_infra_tiny)
 """Trainer base, checkpoints, devices and ``zoo train`` (tracking off here; see test_tracking.py)."""
 
 from __future__ import annotations
@@ -9,10 +10,13 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from tests.test_train_infra_tiny import TinyGenerator, tiny_recipe  # noqa: F401  (fixtures below)
-from tests.test_train_infra_tiny import tiny_trainer  # noqa: F401
 from typer.testing import CliRunner
 
+from tests.test_train_infra_tiny import (  # noqa: F401  (fixtures below)
+    TinyGenerator,
+    tiny_recipe,
+    tiny_trainer,  # noqa: F401
+)
 from zoo.errors import DataError, ParameterError, RecipeError, TrainingError
 from zoo.recipe import load_recipe
 from zoo.train import checkpoint as ckpt

@@ -69,10 +69,16 @@ class TinyTrainer(Trainer):
     def build(self) -> None:
         self.G = self.add_module("generator", self.build_generator(self.recipe))
         critic = nn.Sequential(
-            nn.Conv2d(3, 4, 3, stride=2, padding=1), nn.LeakyReLU(0.2), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 1)
+            nn.Conv2d(3, 4, 3, stride=2, padding=1),
+            nn.LeakyReLU(0.2),
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(),
+            nn.Linear(4, 1),
         )
         self.D = self.add_module("critic", critic)
-        self.opt_g = self.add_optimizer("generator", torch.optim.Adam(self.module("generator").parameters(), lr=self.cfg.lr))
+        self.opt_g = self.add_optimizer(
+            "generator", torch.optim.Adam(self.module("generator").parameters(), lr=self.cfg.lr)
+        )
         self.opt_d = self.add_optimizer("critic", torch.optim.Adam(self.module("critic").parameters(), lr=self.cfg.lr))
         self.add_scheduler("generator", torch.optim.lr_scheduler.StepLR(self.opt_g, step_size=3, gamma=0.7))
         self.history = torch.zeros(0)
@@ -94,8 +100,15 @@ class TinyTrainer(Trainer):
         self.opt_g.step()
         self.history = torch.cat([self.history, loss_g.detach().view(1)])[-5:]
         if self.cfg.dump_dir:
-            weights = {f"{n}.{k}": v.detach().clone() for n in ("generator", "critic") for k, v in self.module(n).state_dict().items()}
-            torch.save({"weights": weights, "batch_sum": float(src.sum())}, Path(self.cfg.dump_dir) / f"rank{self.dist.rank}_step{self.step + 1}.pt")
+            weights = {
+                f"{n}.{k}": v.detach().clone()
+                for n in ("generator", "critic")
+                for k, v in self.module(n).state_dict().items()
+            }
+            torch.save(
+                {"weights": weights, "batch_sum": float(src.sum())},
+                Path(self.cfg.dump_dir) / f"rank{self.dist.rank}_step{self.step + 1}.pt",
+            )
         if self.cfg.sleep:
             time.sleep(self.cfg.sleep)
         return {"loss/g": loss_g, "loss/d": loss_d, "history_mean": self.history.mean()}
@@ -134,8 +147,16 @@ def tiny_recipe(path: Path, *, steps: int = 6, tracking: bool = False, **train) 
         "data": {"name": "synthetic", "size": 16, "height": 24, "width": 32, "crop_size": 16},
         "model": {"channels": 4},
         "train": {
-            "trainer": NAME, "steps": steps, "batch_size": 4, "device": "cpu", "checkpoint_every": 2, "log_every": 1,
-            "sample_every": 3, "samples": 2, "out_dir": str(path.parent / "runs"), **train,
+            "trainer": NAME,
+            "steps": steps,
+            "batch_size": 4,
+            "device": "cpu",
+            "checkpoint_every": 2,
+            "log_every": 1,
+            "sample_every": 3,
+            "samples": 2,
+            "out_dir": str(path.parent / "runs"),
+            **train,
         },
         "tracking": {"enabled": tracking, "system_metrics": False, "log_model": False},
     }

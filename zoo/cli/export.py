@@ -13,7 +13,9 @@ def export_cmd(
     onnx: Path = typer.Option(..., "--onnx", help="The .onnx file to write."),
     checkpoint: Path = typer.Option(None, "--checkpoint", "-c", help="A zoo checkpoint (or run folder)."),
     run: str = typer.Option(None, "--run", help="An MLflow run id whose generator to export."),
-    recipe: Path = typer.Option(None, "--recipe", "-r", help="Export the generator a recipe builds (its weights param)."),
+    recipe: Path = typer.Option(
+        None, "--recipe", "-r", help="Export the generator a recipe builds (with its weights parameter, if any)."
+    ),
     overrides: list[str] = typer.Option(None, "--set", "-s", help="Recipe overrides a.b.c=value (with --recipe)."),
     tracking_uri: str = typer.Option(None, "--tracking-uri", help="MLflow store for --run."),
     opset: int = typer.Option(18, help="ONNX opset version."),
@@ -51,7 +53,9 @@ def export_cmd(
     size = report.path.stat().st_size / 2**20
     console.print(f"wrote {report.path} ({size:.1f} MiB, opset {report.opset}) from {origin}")
     if report.max_width is not None:
-        console.print(f"input widths up to {report.max_width} px (wider photos: downsample first, as the generator does)")
+        console.print(
+            f"input widths up to {report.max_width} px (wider photos: downsample first, as the generator does)"
+        )
     if report.max_abs_diff is not None:
         h, w = report.checked_size
         console.print(f"onnxruntime vs PyTorch at 2 x 3 x {h} x {w}: max |diff| = {report.max_abs_diff:.2e}")

@@ -18,7 +18,9 @@ def train_cmd(
     resume: str = typer.Option(None, "--resume", help="Continue a checkpoint file, a run folder or an MLflow run id."),
     device: str = typer.Option(None, "--device", help="auto, cpu, cuda, cuda:N or mps (default: train.device)."),
     tracking_uri: str = typer.Option(
-        None, "--tracking-uri", help="MLflow tracking URI (default: MLFLOW_TRACKING_URI, tracking.uri, sqlite:///mlflow.db)."
+        None,
+        "--tracking-uri",
+        help="MLflow tracking URI (default: MLFLOW_TRACKING_URI, tracking.uri, sqlite:///mlflow.db).",
     ),
     experiment: str = typer.Option(None, "--experiment", help="MLflow experiment (default: the recipe's name)."),
     nproc: int = typer.Option(1, "--nproc", min=1, help="Processes for DDP on this machine (runs torchrun)."),
@@ -35,7 +37,12 @@ def train_cmd(
         argv = ["train", str(recipe)]
         for item in overrides or []:
             argv += ["--set", item]
-        for flag, value in (("--resume", resume), ("--device", device), ("--tracking-uri", tracking_uri), ("--experiment", experiment)):
+        for flag, value in (
+            ("--resume", resume),
+            ("--device", device),
+            ("--tracking-uri", tracking_uri),
+            ("--experiment", experiment),
+        ):
             if value:
                 argv += [flag, str(value)]
         if quiet:
@@ -66,7 +73,9 @@ def train_cmd(
 
 def runs_cmd(
     experiment: str = typer.Option(None, "--experiment", help="Only this experiment."),
-    tracking_uri: str = typer.Option(None, "--tracking-uri", help="MLflow store (default: MLFLOW_TRACKING_URI or sqlite:///mlflow.db)."),
+    tracking_uri: str = typer.Option(
+        None, "--tracking-uri", help="MLflow store (default: MLFLOW_TRACKING_URI or sqlite:///mlflow.db)."
+    ),
     limit: int = typer.Option(20, "--limit", "-n", min=1, help="How many runs (newest first)."),
 ) -> None:
     """List recent training runs: id, experiment, recipe, status, last checkpoint step and key metrics."""
@@ -88,7 +97,11 @@ def runs_cmd(
     for col in ("experiment", "recipe", "status", "started", "step", "metrics"):
         table.add_column(col, overflow="fold")
     for r in runs:
-        started = datetime.datetime.fromtimestamp(r["start_time"] / 1000).strftime("%Y-%m-%d %H:%M") if r["start_time"] else ""
+        started = (
+            datetime.datetime.fromtimestamp(r["start_time"] / 1000).strftime("%Y-%m-%d %H:%M")
+            if r["start_time"]
+            else ""
+        )
         shown = ", ".join(f"{k}={v:.4g}" for k, v in sorted(r["metrics"].items())[:4])
         table.add_row(r["run_id"], r["experiment"], r["recipe"], r["status"], started, str(r["step"]), shown)
     console.print(table)

@@ -129,7 +129,9 @@ def darken_pipeline(p: float, factor: tuple[float, float], where: str = "dataset
     try:
         return A.Compose([RandomDarken(factor=tuple(factor), p=p)])
     except Exception as exc:  # pydantic validation inside albumentations
-        raise ParameterError(f"{where}: darken_factor {factor!r} is invalid: 1 <= low <= high is needed ({exc}).") from None
+        raise ParameterError(
+            f"{where}: darken_factor {factor!r} is invalid: 1 <= low <= high is needed ({exc})."
+        ) from None
 
 
 def run(pipeline: A.Compose, image: np.ndarray, rng: np.random.Generator, py_rng: random.Random) -> np.ndarray:

@@ -49,7 +49,9 @@ def list_images(folder: str | Path, extensions: Iterable[str] = IMAGE_EXTENSIONS
     found = [
         p
         for p in folder.rglob("*")
-        if p.is_file() and p.suffix.lower() in exts and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+        if p.is_file()
+        and p.suffix.lower() in exts
+        and not any(part.startswith(".") for part in p.relative_to(folder).parts)
     ]
     return sorted(found)
 

@@ -27,9 +27,9 @@ class ImageFolder(UnpairedDataset):
     with a warning, and the next file is used.
 
     Args:
-        source: folder of source-domain images (what the model enhances). Relative paths are relative to the
-            working directory.
-        target: folder of target-domain images (what enhanced images should look like).
+        source: folder (or list of folders) of source-domain images: what the model enhances. Relative paths
+            are relative to the working directory.
+        target: folder (or list of folders) of target-domain images: what enhanced images should look like.
         crop_size: random square crop (official EnlightenGAN: 320); ``None``: whole images (then every image in
             a batch must have the same size).
         load_size: first resize so the shorter side has this many pixels (keeps the aspect ratio).
@@ -50,8 +50,8 @@ class ImageFolder(UnpairedDataset):
 
     def __init__(
         self,
-        source: str,
-        target: str,
+        source: str | list[str],
+        target: str | list[str],
         crop_size: int | None = 256,
         load_size: int | None = None,
         resize: int | None = None,
@@ -66,8 +66,15 @@ class ImageFolder(UnpairedDataset):
         seed: int = 0,
     ) -> None:
         super().__init__(
-            seed=seed, load_size=load_size, crop_size=crop_size, resize=resize, hflip=hflip, vflip=vflip,
-            darken=darken, darken_factor=darken_factor, upscale_small=small == "upscale",
+            seed=seed,
+            load_size=load_size,
+            crop_size=crop_size,
+            resize=resize,
+            hflip=hflip,
+            vflip=vflip,
+            darken=darken,
+            darken_factor=darken_factor,
+            upscale_small=small == "upscale",
         )
         if small not in ("upscale", "skip"):
             raise DataError(f"image_folder: small must be 'upscale' or 'skip', got {small!r}.")
@@ -87,15 +94,22 @@ class ImageFolder(UnpairedDataset):
         self.n_source = len(self.source_files)
         self.n_target = len(self.target_files)
 
-    def _scan(self, role: str, folder: str, exts: Sequence[str], min_side: int | None) -> list[Path]:
+    def _scan(self, role: str, folders: str | list[str], exts: Sequence[str], min_side: int | None) -> list[Path]:
+        usable: list[Path] = []
+        for folder in [folders] if isinstance(folders, str) else list(folders):
+            usable += self._scan_one(role, folder, exts, min_side)
+        if not usable:
+            raise DataError(f"image_folder: no {role} folder was given.")
+        return usable
+
+    def _scan_one(self, role: str, folder: str, exts: Sequence[str], min_side: int | None) -> list[Path]:
         path = Path(folder).expanduser()
         if not path.is_dir():
             raise DataError(f"image_folder: the {role} folder {path} does not exist (or is not a folder).")
         files = list_images(path, exts)
         if not files:
             raise DataError(
-                f"image_folder: the {role} folder {path} holds no images (looked recursively for "
-                f"{', '.join(exts)})."
+                f"image_folder: the {role} folder {path} holds no images (looked recursively for {', '.join(exts)})."
             )
         usable = []
         for file in files:
@@ -116,7 +130,11 @@ class ImageFolder(UnpairedDataset):
         return usable
 
     def load_source(self, index: int) -> np.ndarray:
-        return decode_image(self.source_files[index], alpha_background=self.alpha_background, max_pixels=self.max_pixels)
+        return decode_image(
+            self.source_files[index], alpha_background=self.alpha_background, max_pixels=self.max_pixels
+        )
 
     def load_target(self, index: int) -> np.ndarray:
-        return decode_image(self.target_files[index], alpha_background=self.alpha_background, max_pixels=self.max_pixels)
+        return decode_image(
+            self.target_files[index], alpha_background=self.alpha_background, max_pixels=self.max_pixels
+        )

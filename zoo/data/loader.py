@@ -42,7 +42,15 @@ class SeededSampler(DistributedSampler):
         seeded: yield ``(index, seed)`` pairs (datasets with ``seeded_index = True``) or plain indices.
     """
 
-    def __init__(self, dataset: Dataset, num_replicas: int = 1, rank: int = 0, seed: int = 0, min_length: int = 1, seeded: bool = True) -> None:
+    def __init__(
+        self,
+        dataset: Dataset,
+        num_replicas: int = 1,
+        rank: int = 0,
+        seed: int = 0,
+        min_length: int = 1,
+        seeded: bool = True,
+    ) -> None:
         super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=True, seed=seed, drop_last=False)
         self.min_length = min_length
         self.seeded = seeded
@@ -87,7 +95,11 @@ class DataStream:
             raise DataError("The dataset is empty: there is nothing to train on.")
         self.batch_size = batch_size
         self.sampler = SeededSampler(
-            dataset, num_replicas=world_size, rank=rank, seed=seed, min_length=batch_size,
+            dataset,
+            num_replicas=world_size,
+            rank=rank,
+            seed=seed,
+            min_length=batch_size,
             seeded=bool(getattr(dataset, "seeded_index", False)),
         )
         self.batches_per_epoch = max(self.sampler.num_samples, batch_size) // batch_size

@@ -236,8 +236,15 @@ class SyntheticScenes(UnpairedDataset):
         if not 0 < gamma[0] <= gamma[1]:
             raise DataError(f"synthetic: gamma must satisfy 0 < low <= high, got {tuple(gamma)}.")
         super().__init__(
-            seed=seed, load_size=load_size, crop_size=crop_size, resize=resize, hflip=hflip, vflip=vflip,
-            darken=darken, darken_factor=darken_factor, upscale_small=True,
+            seed=seed,
+            load_size=load_size,
+            crop_size=crop_size,
+            resize=resize,
+            hflip=hflip,
+            vflip=vflip,
+            darken=darken,
+            darken_factor=darken_factor,
+            upscale_small=True,
         )
         self.size, self.height, self.width = int(size), int(height), int(width)
         self.exposure, self.gamma = tuple(exposure), tuple(gamma)

@@ -54,8 +54,13 @@ class UnpairedDataset(torch.utils.data.Dataset):
         self.seed = int(seed)
         self.crop_size = crop_size
         self._geometric = augment.geometric_pipeline(
-            load_size=load_size, crop_size=crop_size, resize=resize, hflip=hflip, vflip=vflip,
-            upscale_small=upscale_small, where=self.component,
+            load_size=load_size,
+            crop_size=crop_size,
+            resize=resize,
+            hflip=hflip,
+            vflip=vflip,
+            upscale_small=upscale_small,
+            where=self.component,
         )
         self._darken = augment.darken_pipeline(darken, tuple(darken_factor), where=self.component)
         self._bad: set[tuple[str, int]] = set()

@@ -34,7 +34,7 @@ def crop_windows(images: Tensor, windows: Tensor, size: int) -> Tensor:
     # one offset for the whole batch (the official sampling) is a plain slice per patch
     if bool((windows == windows[:, :1]).all()):
         corners = windows[:, 0].tolist()
-        return torch.cat([images[:, :, t : t + size, l : l + size] for t, l in corners], dim=0)
+        return torch.cat([images[:, :, top : top + size, left : left + size] for top, left in corners], dim=0)
     ar = torch.arange(size, device=images.device)
     rows = windows[..., 0, None] + ar  # P x N x size
     cols = windows[..., 1, None] + ar

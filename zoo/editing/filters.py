@@ -56,12 +56,26 @@ def _box1d(x: Tensor, size: int, dim: int) -> Tensor:
     if size <= 1:
         return x
     lo = size // 2
-    xp = _pad_dim(x, dim, lo, size - 1 - lo, "reflect101")
-    c = torch.cumsum(xp, dim=dim)
     n = x.shape[dim]
-    head = c.narrow(dim, size - 1, 1)  # sum of the first window
-    diff = c.narrow(dim, size, n - 1) - c.narrow(dim, 0, n - 1)
-    return torch.cat([head, diff], dim=dim) / size
+    # one extra leading sample, zeroed, so that every window sum is a difference of two cumulative sums
+    xp = _pad_dim(x, dim, lo + 1, size - 1 - lo, "reflect101")
+    if xp is x:
+        xp = x.clone()
+    xp.narrow(dim, 0, 1).zero_()
+    c = torch.cumsum(xp, dim=dim)
+    return torch.sub(c.narrow(dim, size, n), c.narrow(dim, 0, n)).mul_(1.0 / size)
+
+
+def _box_last(x: Tensor, size: int) -> Tensor:
+    """Box mean along the contiguous last dim (reflect-101), from an in-place cumulative sum."""
+    if size <= 1:
+        return x
+    lo = size // 2
+    n = x.shape[-1]
+    xp = _pad_dim(x, 3, lo + 1, size - 1 - lo, "reflect101")
+    xp.narrow(3, 0, 1).zero_()
+    c = xp.cumsum_(3)
+    return torch.sub(c.narrow(3, size, n), c.narrow(3, 0, n)).mul_(1.0 / size)
 
 
 def box_filter(x: Tensor, size: int) -> Tensor:
@@ -123,11 +137,26 @@ def guided_filter(src: Tensor, guide: Tensor, size: int, eps: float, subsample: 
         tl = F.avg_pool2d(t, subsample, ceil_mode=True)
         gl = F.avg_pool2d(g, subsample, ceil_mode=True)
         size_l = max(int(round(size / subsample)), 1)
-    stats = box_filter(torch.cat([gl, tl, gl * gl, gl * tl], dim=1), size_l)
-    mg, mt, cgg, cgt = stats.unbind(1)
-    a = (cgt - mt * mg) / (cgg - mg * mg + eps)
-    b = mt - a * mg
-    ab = box_filter(torch.stack([a, b], dim=1), size_l)
+    if torch.is_grad_enabled() and (src.requires_grad or guide.requires_grad):
+        stats = box_filter(torch.cat([gl, tl, gl * gl, gl * tl], dim=1), size_l)
+        mg, mt, cgg, cgt = stats.unbind(1)
+        a = (cgt - mt * mg) / (cgg - mg * mg + eps)
+        b = mt - a * mg
+        ab = box_filter(torch.stack([a, b], dim=1), size_l)
+    else:  # same maths with preallocated buffers, in-place ops and contiguous last-dim cumulative sums
+        n, _, hl, wl = gl.shape
+        buf = torch.empty((n, 4, hl, wl), dtype=gl.dtype, device=gl.device)
+        buf[:, 0:1] = gl
+        buf[:, 1:2] = tl
+        torch.mul(gl, gl, out=buf[:, 2:3])
+        torch.mul(gl, tl, out=buf[:, 3:4])
+        # box along W, transpose, box along H: the statistics come out transposed (N x 4 x W x H)
+        stats = _box_last(_box_last(buf, size_l).mT.contiguous(), size_l)
+        mg, mt, cgg, cgt = stats[:, 0:1], stats[:, 1:2], stats[:, 2:3], stats[:, 3:4]
+        a = cgg.addcmul_(mg, mg, value=-1.0).add_(eps)  # var + eps
+        a = torch.div(cgt.addcmul_(mt, mg, value=-1.0), a, out=stats[:, 2:3])  # cov / (var + eps)
+        torch.addcmul(mt, a, mg, value=-1.0, out=stats[:, 3:4])  # b = mean_t - a mean_g
+        ab = _box_last(_box_last(stats[:, 2:4].contiguous(), size_l).mT.contiguous(), size_l)
     if subsample > 1:
         ab = F.interpolate(ab, size=g.shape[-2:], mode="bilinear", align_corners=False)
     return (ab[:, :1] * g + ab[:, 1:]).to(dtype)
@@ -208,6 +237,8 @@ def bilateral_exact(img: Tensor, radius: int, sigma_color: float, sigma_space: f
     sc = -0.5 / (sigma_space * sigma_space)
     n, c, h, w = img.shape
     xp = _pad_dim(_pad_dim(img, 2, radius, radius, "reflect101"), 3, radius, radius, "reflect101")
+    if not (torch.is_grad_enabled() and img.requires_grad):
+        return _bilateral_exact_nograd(img, xp, radius, cc, sc)
     num = torch.zeros_like(img)
     den = torch.zeros((n, 1, h, w), dtype=img.dtype, device=img.device)
     for i in range(-radius, radius + 1):
@@ -222,6 +253,45 @@ def bilateral_exact(img: Tensor, radius: int, sigma_color: float, sigma_space: f
             num = num + wgt * sh
             den = den + wgt
     return _ste_round(num * (1.0 / den))
+
+
+BILATERAL_CHUNK_PIXELS = 1 << 14
+
+
+def _bilateral_exact_nograd(img: Tensor, xp: Tensor, radius: int, cc: float, sc: float) -> Tensor:
+    """:func:`bilateral_exact` without autograd: in-place accumulation over cache-sized chunks (images, rows)."""
+    n, c, h, w = img.shape
+    taps = []
+    for i in range(-radius, radius + 1):
+        for j in range(-radius, radius + 1):
+            r = math.sqrt(i * i + j * j)
+            if r <= radius and (i, j) != (0, 0):
+                sw = float(torch.tensor(math.exp(r * r * sc), dtype=torch.float32))
+                taps.append((i, j, math.log2(sw)))
+    k2 = cc / math.log(2.0)  # exp(D^2 cc) sw = exp2(D^2 cc / ln 2 + log2 sw)
+    out = torch.empty_like(img)
+    if h * w <= BILATERAL_CHUNK_PIXELS:
+        step = max(1, BILATERAL_CHUNK_PIXELS // (h * w))
+        chunks = [(slice(b, min(n, b + step)), 0, h) for b in range(0, n, step)]
+    else:
+        rows = max(1, BILATERAL_CHUNK_PIXELS // w)
+        chunks = [(slice(b, b + 1), r0, min(h, r0 + rows)) for b in range(n) for r0 in range(0, h, rows)]
+    for bi, r0, r1 in chunks:
+        ctr = img[bi, :, r0:r1]
+        hh = r1 - r0
+        num = ctr.clone()  # the centre tap has weight 1
+        den = torch.ones_like(ctr[:, :1])
+        diff = torch.empty_like(ctr)
+        wgt = torch.empty_like(den)
+        for i, j, lsw in taps:
+            sh = xp[bi, :, radius + r0 + i : radius + r0 + i + hh, radius + j : radius + j + w]
+            torch.sub(sh, ctr, out=diff).abs_()
+            torch.add(diff[:, 0:1], diff[:, 1:2], out=wgt).add_(diff[:, 2:3])
+            wgt.square_().mul_(k2).add_(lsw).exp2_()
+            num.addcmul_(wgt, sh)
+            den.add_(wgt)
+        torch.div(num, den, out=out[bi, :, r0:r1]).round_()
+    return out
 
 
 def bilateral_grid(img: Tensor, radius: int, sigma_color: float, sigma_space: float) -> Tensor:

@@ -27,6 +27,10 @@ TAGS = ("rl_edit", "lightroom")
 SLIDER = (ParamSpec("", -1.0, 1.0, 0.0),)
 
 
+def _needs_grad(*tensors: Tensor) -> bool:
+    return torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
+
+
 def _only_active(fn, x: Tensor, amount: Tensor, **kw) -> Tensor | None:
     """Run a costly filter only on the images whose amount is non-zero (exactly the identity there anyway).
 
@@ -72,6 +76,8 @@ def dehaze(x: Tensor, omega: Tensor, *, t_min: float = 0.25, ratio: float = 0.00
     n, _, h, w = x.shape
     s = image_scale(x)
     wsize, radius = max(int(15 * s), 1), max(int(80 * s), 1)
+    if not _needs_grad(x, omega):
+        return _dehaze_nograd(x, omega, wsize, radius, t_min, ratio, eps)
     img = x * 255.0
     dark = min_filter(img.amin(dim=1, keepdim=True), wsize)
     k = int(h * w * ratio) or h * w
@@ -82,6 +88,21 @@ def dehaze(x: Tensor, omega: Tensor, *, t_min: float = 0.25, ratio: float = 0.00
     gray = 0.299 * img[:, 0:1] + 0.587 * img[:, 1:2] + 0.114 * img[:, 2:3]  # cv2 BGR2GRAY weights
     t = guided_filter(t, gray, radius, eps).clamp(min=t_min)
     return ((img - atm) / t + atm).div(255.0).clamp(0.0, 1.0)
+
+
+def _dehaze_nograd(x: Tensor, omega: Tensor, wsize: int, radius: int, t_min: float, ratio: float, eps: float) -> Tensor:
+    """:func:`dehaze` without autograd: the same maths on the [0, 1] scale (the guided filter's ``eps`` rescaled
+    by 255^2, which leaves its output unchanged), with fewer full-size temporaries."""
+    n, _, h, w = x.shape
+    dark = min_filter(x.amin(dim=1, keepdim=True), wsize)
+    k = int(h * w * ratio) or h * w
+    idx = dark.flatten(1).topk(k, dim=1).indices  # N x k, one batched top-k
+    atm = x.flatten(2).gather(2, idx.unsqueeze(1).expand(n, 3, k)).amax(dim=2)
+    atm = atm.clamp(min=1e-6 / 255.0).view(n, 3, 1, 1)  # an all-black image has A = 0: keep img / A finite
+    t = min_filter(torch.mul(x, 1.0 / atm).amin(dim=1, keepdim=True), wsize).mul_(-_col(omega)).add_(1.0)
+    gray = torch.mul(x[:, 0:1], 0.299).add_(x[:, 1:2], alpha=0.587).add_(x[:, 2:3], alpha=0.114)
+    t = guided_filter(t, gray, radius, eps / 255.0**2).clamp_(min=t_min)
+    return torch.sub(x, atm).div_(t).add_(atm).clamp_(0.0, 1.0)
 
 
 def clarity(x: Tensor, amount: Tensor, *, method: str = "auto") -> Tensor:
@@ -99,6 +120,9 @@ def clarity(x: Tensor, amount: Tensor, *, method: str = "auto") -> Tensor:
     if skipped is not None:
         return skipped
     s = image_scale(x)
+    if not _needs_grad(x, amount):  # same maths, in place
+        unsharp = bilateral(torch.mul(x, 255.0).floor_(), int(32 * s), 50.0, 10.0 * s, method=method)
+        return unsharp.mul_(-1.0 / 255.0).add_(x).mul_(_col(amount)).add_(x)
     v = x * 255.0
     u8 = v + (torch.floor(v) - v).detach()  # astype(uint8): truncation, straight-through gradient
     unsharp = bilateral(u8, int(32 * s), 50.0, 10.0 * s, method=method) / 255.0

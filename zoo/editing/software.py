@@ -269,6 +269,32 @@ class LightroomBasic(Software):
 
         ops: list[str | Operator] = [Clarity(clarity_method) if n == "clarity" else n for n in KOSUGI_ORDER]
         super().__init__(ops, name="lightroom_basic")
+        self.clarity_method = clarity_method
+
+    def apply(self, images: Tensor, params: Tensor) -> Tensor:
+        """Edit a batch (see :meth:`Software.apply`).
+
+        Without autograd (``torch.no_grad`` / ``inference_mode``, or inputs that do not require grad) this runs
+        the fused, cache-chunked path of :mod:`zoo.editing.fused` (same maths, several times faster); with
+        gradients it runs the operator chain.
+        """
+        needs_grad = any(isinstance(t, Tensor) and t.requires_grad for t in (images, params))
+        if torch.is_grad_enabled() and needs_grad:
+            return super().apply(images, params)
+        return self.apply_fused(images, params)
+
+    def apply_fused(self, images: Tensor, params: Tensor) -> Tensor:
+        """The fused inference path (:func:`zoo.editing.fused.lightroom_fused`), never differentiable."""
+        from zoo.editing.fused import lightroom_fused
+
+        check_images(images, f"software {self.software_name!r}")
+        p = self.check_params(params, images.shape[0], images)
+        with torch.no_grad():
+            return lightroom_fused(images, p, self.clarity_method)
+
+    def apply_chain(self, images: Tensor, params: Tensor) -> Tensor:
+        """The operator-by-operator chain (the autograd path), whatever the grad mode."""
+        return super().apply(images, params)
 
 
 @register("software", "exposure_filters", paper="Hu et al., ACM TOG 2018", tags=("exposure",))

@@ -75,7 +75,8 @@ class FusedConvAct(nn.Module):
 
 def fold_bn_into_conv(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
     """A new conv equal to ``bn(conv(x))`` with eval-mode BatchNorm statistics."""
-    a = bn.weight.detach() / torch.sqrt(bn.running_var + bn.eps) if bn.affine else 1.0 / torch.sqrt(bn.running_var + bn.eps)
+    inv = torch.rsqrt(bn.running_var + bn.eps)
+    a = bn.weight.detach() * inv if bn.affine else inv
     b = (bn.bias.detach() if bn.affine else 0.0) - bn.running_mean * a
     fused = copy.deepcopy(conv)
     fused.weight.data = conv.weight.detach() * a.reshape(-1, 1, 1, 1)
@@ -106,26 +107,24 @@ def _fuse_block(block: ConvActNorm) -> nn.Module:
     return FusedConvAct(conv, slope, b, sign if bool((a < 0).any()) else None)
 
 
+def _fold_sequential(seq: nn.Sequential) -> None:
+    items = list(seq.children())
+    for i in range(len(items) - 1):
+        conv, bn = items[i], items[i + 1]
+        if isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d) and bn.running_var is not None:
+            seq[i] = fold_bn_into_conv(conv, bn)
+            seq[i + 1] = nn.Identity()
+            items[i + 1] = seq[i + 1]
+
+
 def _fuse_children(module: nn.Module) -> None:
+    if isinstance(module, nn.Sequential):
+        _fold_sequential(module)
     for name, child in list(module.named_children()):
         if isinstance(child, ConvActNorm):
             setattr(module, name, _fuse_block(child))
-            continue
-        if isinstance(child, nn.Sequential):
-            items = list(child.children())
-            i = 0
-            while i + 1 < len(items):
-                if (
-                    isinstance(items[i], nn.Conv2d)
-                    and isinstance(items[i + 1], nn.BatchNorm2d)
-                    and items[i + 1].running_var is not None
-                ):
-                    items[i] = fold_bn_into_conv(items[i], items[i + 1])
-                    items[i + 1] = nn.Identity()
-                i += 1
-            for j, item in enumerate(items):
-                child[j] = item
-        _fuse_children(child)
+        else:
+            _fuse_children(child)
 
 
 @torch.no_grad()

@@ -87,7 +87,7 @@ import math
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 from pydantic import BaseModel
@@ -98,7 +98,11 @@ from zoo.train import devices
 from zoo.train import distributed as _dist
 from zoo.train.specs import CommonTrainSpec
 
+if TYPE_CHECKING:
+    from zoo.recipe import Recipe
+
 log = logging.getLogger("zoo.train")
+_STOP_KEY = "__zoo_stop__"
 
 
 @dataclasses.dataclass
@@ -122,7 +126,7 @@ class Trainer:
 
     def __init__(
         self,
-        recipe: Any,
+        recipe: Recipe,
         *,
         device: str | None = None,
         tracking_uri: str | None = None,
@@ -148,7 +152,9 @@ class Trainer:
         self._tracking_uri = tracking_uri
         self._experiment = experiment
         self.dist = _dist.env_info()
-        self.device = devices.resolve_device(self._device_spec, local_rank=self.dist.local_rank if self.dist.enabled else None)
+        self.device = devices.resolve_device(
+            self._device_spec, local_rank=self.dist.local_rank if self.dist.enabled else None
+        )
         self.channels_last = devices.uses_channels_last(self.device, self.cfg.channels_last)
         self.step = 0
         self.dataset: Any = None
@@ -201,7 +207,9 @@ class Trainer:
 
     # ------------------------------------------------------------------------------------------- helpers
 
-    def add_module(self, name: str, module: nn.Module, *, ddp: bool = True, compile: bool = True, **ddp_kwargs: Any) -> nn.Module:
+    def add_module(
+        self, name: str, module: nn.Module, *, ddp: bool = True, compile: bool = True, **ddp_kwargs: Any
+    ) -> nn.Module:
         """Register a network: device, channels_last (CUDA), DDP (torchrun), torch.compile (CUDA, ``train.compile``).
 
         Args:
@@ -292,13 +300,21 @@ class Trainer:
         if run_dir is not None and not (run_dir / "recipe.yaml").exists():
             import yaml
 
-            (run_dir / "recipe.yaml").write_text(yaml.safe_dump(self.recipe.to_dict(), sort_keys=False), encoding="utf-8")
+            (run_dir / "recipe.yaml").write_text(
+                yaml.safe_dump(self.recipe.to_dict(), sort_keys=False), encoding="utf-8"
+            )
         tracker.start(self, run_dir=run_dir, resumed=state is not None)
         if info.is_main:
             log.info(
                 "training %s (%s) on %s, world size %d, steps %d -> %d, run dir %s, MLflow %s",
-                self.recipe.name, self.cfg.trainer, self.device, info.world_size, self.step, self.cfg.steps,
-                run_dir, tracker.describe(),
+                self.recipe.name,
+                self.cfg.trainer,
+                self.device,
+                info.world_size,
+                self.step,
+                self.cfg.steps,
+                run_dir,
+                tracker.describe(),
             )
         status = "FAILED"
         try:
@@ -326,8 +342,10 @@ class Trainer:
         progress = _Progress(total=cfg.steps, start=self.step, enabled=info.is_main and not self.quiet)
         last: dict[str, float] = {}
         window_start, window_images, window_steps = time.perf_counter(), 0, 0
+        deadline = time.perf_counter() + 60.0 * cfg.max_minutes if cfg.max_minutes else None
+        stop = False
         with progress:
-            while self.step < cfg.steps:
+            while self.step < cfg.steps and not stop:
                 t0 = time.perf_counter()
                 batch = self.next_batch()
                 raw = self.train_step(batch)
@@ -335,7 +353,18 @@ class Trainer:
                     sched.step()
                 self.step += 1
                 local = {k: float(v.detach()) if isinstance(v, torch.Tensor) else float(v) for k, v in raw.items()}
+                if deadline is not None:  # every rank must stop at the same step: agree through the reduction
+                    local[_STOP_KEY] = float(time.perf_counter() > deadline)
                 metrics, bad = _dist.reduce_metrics(local, self.device)
+                if deadline is not None:
+                    stop = metrics.pop(_STOP_KEY) > 0
+                    if stop:
+                        log.info(
+                            "train.max_minutes (%s) reached at step %d of %d: stopping here",
+                            cfg.max_minutes,
+                            self.step,
+                            cfg.steps,
+                        )
                 images = _batch_len(batch) * info.world_size
                 window_images += images
                 window_steps += 1
@@ -346,23 +375,26 @@ class Trainer:
                 if window_steps == 1 and tracker.active:
                     tracker.start_system_metrics(time.perf_counter() - t0, cfg.steps - self.step + 1)
                 progress.update(self.step, metrics)
-                if self.step % cfg.log_every == 0 or self.step == cfg.steps:
+                last_step = self.step == cfg.steps or stop
+                if self.step % cfg.log_every == 0 or last_step:
                     elapsed = time.perf_counter() - window_start
                     extra = {f"lr/{n}": float(o.param_groups[0]["lr"]) for n, o in self.optimizers.items()}
                     extra["perf/images_per_s"] = window_images / max(elapsed, 1e-9)
                     extra["perf/step_time_s"] = elapsed / max(window_steps, 1)
                     tracker.log_metrics({**metrics, **extra}, self.step)
                     window_start, window_images, window_steps = time.perf_counter(), 0, 0
-                if sample_batch is not None and (self.step % cfg.sample_every == 0 or self.step == cfg.steps):
+                if sample_batch is not None and (self.step % cfg.sample_every == 0 or last_step):
                     self._log_samples(tracker, sample_batch, run_dir)
-                if self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps:
+                if self.step % cfg.checkpoint_every == 0 or last_step:
                     self._save(tracker, run_dir, info)
         return last
 
     def _nonfinite_message(self, bad: list[str], metrics: Mapping[str, float]) -> str:
         what = ", ".join(f"{k} = {metrics[k]}" for k in bad)
         if self._ckpt_path is not None:
-            keep = f"The last good checkpoint is {self._ckpt_path} (step {self._ckpt_step}); resume from it with --resume."
+            keep = (
+                f"The last good checkpoint is {self._ckpt_path} (step {self._ckpt_step}); resume from it with --resume."
+            )
         else:
             keep = "No checkpoint had been written yet."
         return (
@@ -436,7 +468,9 @@ class Trainer:
         else:
             log.warning(
                 "The checkpoint was written by %d process(es) and this run has %d: RNG streams are re-seeded, "
-                "so the run continues but will not match an uninterrupted one exactly.", len(rngs), info.world_size,
+                "so the run continues but will not match an uninterrupted one exactly.",
+                len(rngs),
+                info.world_size,
             )
             ckpt.seed_everything(self.seed + info.rank + 7919 * self.step)
 

@@ -48,8 +48,13 @@ def rng_state() -> dict[str, Any]:
     kind, keys, pos, has_gauss, gauss = np.random.get_state()
     state: dict[str, Any] = {
         "python": random.getstate(),
-        "numpy": {"kind": str(kind), "keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)), "pos": int(pos),
-                  "has_gauss": int(has_gauss), "gauss": float(gauss)},
+        "numpy": {
+            "kind": str(kind),
+            "keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)),
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "gauss": float(gauss),
+        },
         "torch": torch.get_rng_state(),
     }
     if torch.cuda.is_available() and torch.cuda.is_initialized():
@@ -233,7 +238,9 @@ def load_generator(
     try:
         gen.load_state_dict(generator_state(state))
     except RuntimeError as exc:
-        raise DataError(f"Checkpoint {path}: the generator weights do not fit the network its recipe builds: {exc}") from None
+        raise DataError(
+            f"Checkpoint {path}: the generator weights do not fit the network its recipe builds: {exc}"
+        ) from None
     from zoo.train.devices import resolve_device
 
     dev = device if isinstance(device, torch.device) else resolve_device(str(device))

@@ -46,17 +46,23 @@ def resolve_device(spec: str = "auto", *, local_rank: int | None = None) -> torc
         return torch.device("cpu")
     if spec == "mps":
         if not _mps_available():
-            raise TrainingError("Device 'mps' was asked for, but Apple's MPS backend is not available here. Use --device cpu.")
+            raise TrainingError(
+                "Device 'mps' was asked for, but Apple's MPS backend is not available here. Use --device cpu."
+            )
         return torch.device("mps")
     if not torch.cuda.is_available():
-        raise TrainingError(f"Device {spec!r} was asked for, but CUDA is not available here. Use --device cpu (or auto).")
+        raise TrainingError(
+            f"Device {spec!r} was asked for, but CUDA is not available here. Use --device cpu (or auto)."
+        )
     count = torch.cuda.device_count()
     if spec == "cuda":
         index = local_rank if local_rank is not None else torch.cuda.current_device()
     else:
         index = int(spec.split(":")[1])
     if index >= count:
-        raise TrainingError(f"Device cuda:{index} was asked for, but this machine has {count} CUDA device(s) (0..{count - 1}).")
+        raise TrainingError(
+            f"Device cuda:{index} was asked for, but this machine has {count} CUDA device(s) (0..{count - 1})."
+        )
     return torch.device("cuda", index)
 
 

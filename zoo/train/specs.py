@@ -21,7 +21,9 @@ class TrackingSpec(StrictModel):
     """The recipe's ``tracking`` section (MLflow)."""
 
     enabled: bool = True
-    uri: str | None = Field(None, description="MLflow tracking URI; default: MLFLOW_TRACKING_URI or sqlite:///mlflow.db")
+    uri: str | None = Field(
+        None, description="MLflow tracking URI; default: MLFLOW_TRACKING_URI or sqlite:///mlflow.db"
+    )
     experiment: str | None = Field(None, description="experiment name; default: the recipe's name")
     run_name: str | None = None
     system_metrics: bool = Field(True, description="CPU/memory/GPU sampling (interval scaled to the run length)")
@@ -45,4 +47,7 @@ class CommonTrainSpec(StrictModel):
     sample_every: int = Field(200, ge=1)
     samples: int = Field(4, ge=0, description="images in each logged sample grid (0: none)")
     out_dir: str = Field("runs", description="run folders go to <out_dir>/<recipe name>/<timestamp>/")
+    max_minutes: float | None = Field(
+        None, gt=0, description="stop early (checkpoint, final model) once training has run this long; null: no limit"
+    )
     on_nonfinite: Literal["stop"] = "stop"

@@ -64,7 +64,7 @@ def check_uri(uri: str, timeout: float = 5.0) -> None:
             raise TrainingError(f"The MLflow tracking server at {uri} cannot be reached ({reason}). {hint}") from None
         return
     if uri.startswith("sqlite:///"):
-        db = Path(uri[len("sqlite:///"):])
+        db = Path(uri[len("sqlite:///") :])
         folder = db.parent if str(db.parent) else Path(".")
         if not folder.is_dir():
             raise TrainingError(f"The MLflow store {uri} cannot be created: folder {folder} does not exist. {hint}")
@@ -137,7 +137,9 @@ class Tracker:
         self._started = False
 
     @classmethod
-    def for_run(cls, recipe: Any, *, cli_uri: str | None = None, cli_experiment: str | None = None, active: bool = True) -> Tracker:
+    def for_run(
+        cls, recipe: Any, *, cli_uri: str | None = None, cli_experiment: str | None = None, active: bool = True
+    ) -> Tracker:
         spec = recipe.tracking
         uri, source = resolve_uri(cli_uri, spec.uri)
         experiment = cli_experiment or spec.experiment or recipe.name
@@ -260,7 +262,11 @@ class Tracker:
         if "MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL" not in os.environ:
             mlflow.set_system_metrics_sampling_interval(interval)
         self._monitor = SystemMetricsMonitor(
-            self.run_id, sampling_interval=interval, samples_before_logging=1, resume_logging=True, tracking_uri=self.uri
+            self.run_id,
+            sampling_interval=interval,
+            samples_before_logging=1,
+            resume_logging=True,
+            tracking_uri=self.uri,
         )
         self._monitor.start()
         if "MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL" in os.environ:
@@ -357,7 +363,9 @@ class Tracker:
                 run_id=run_id, artifact_path=f"checkpoints/{'last.pt'}", dst_path=str(dst), tracking_uri=self.uri
             )
         except Exception as exc:
-            raise TrainingError(f"MLflow run {run_id} has no checkpoint (neither {local} nor an artifact): {exc}") from None
+            raise TrainingError(
+                f"MLflow run {run_id} has no checkpoint (neither {local} nor an artifact): {exc}"
+            ) from None
         return Path(got)
 
 
@@ -374,7 +382,9 @@ def list_runs(uri: str | None = None, experiment: str | None = None, max_results
             names = [e.name for e in client.search_experiments()]
             from zoo.errors import DataError, available, suggest
 
-            raise DataError(f"No experiment {experiment!r} in {resolved}.{suggest(experiment, names)} {available(names)}")
+            raise DataError(
+                f"No experiment {experiment!r} in {resolved}.{suggest(experiment, names)} {available(names)}"
+            )
         exps = [exp]
     else:
         exps = client.search_experiments()
