@@ -16,8 +16,34 @@ SHARED = Path(os.environ.get("ZOO_SHARED_DIR", ROOT.parent / "shared"))
 
 # Parameters the registry-wide tests pass to components whose constructor has required parameters
 # (a path, say). Keyed by (kind, name); values may be callables taking the `shared_dir`-or-None.
+def _recipe_using(trainer: str):
+    """A factory for the first shipped recipe whose train.trainer is ``trainer`` (trainers are built from recipes)."""
+
+    def make(_shared):
+        import yaml
+
+        from zoo.recipe import load_recipe
+
+        for path in sorted((ROOT / "recipes").glob("*.yaml")):
+            if (yaml.safe_load(path.read_text()) or {}).get("train", {}).get("trainer") == trainer:
+                return load_recipe(path)
+        return None
+
+    return make
+
+
+def _shared_folder(*parts: str):
+    return lambda shared: str(shared.joinpath(*parts)) if shared is not None else None
+
+
 REQUIRED_TEST_PARAMS: dict[tuple[str, str], dict] = {
     ("loss", "self_feature_preserving"): {"pretrained": False},  # never ask for pretrained weights in tests
+    ("dataset", "image_folder"): {
+        "source": _shared_folder("data", "lowlight", "DICM"),
+        "target": _shared_folder("data", "normal", "McMaster"),
+    },
+    ("trainer", "gan"): {"recipe": _recipe_using("gan")},
+    ("trainer", "rl"): {"recipe": _recipe_using("rl")},
 }
 
 

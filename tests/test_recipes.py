@@ -34,7 +34,7 @@ class ToyData:
 
 
 class ToySlot(StrictModel):
-    critic: Component["generator"]
+    critic: Component("generator")
     weight: float = 1.0
 
 
@@ -42,7 +42,7 @@ class ToyTrainer:
     """Toy trainer used only by these tests."""
 
     class ModelSpec(StrictModel):
-        generator: Component["generator"]
+        generator: Component("generator")
         slots: dict[str, ToySlot] = {}
 
     class TrainSpec(CommonTrainSpec):

@@ -74,10 +74,15 @@ def _lookup(kind: str, name: str) -> EntryInfo:
 
 
 class _ComponentAlias:
-    """``Component["generator"]``: the annotation of a recipe field holding a generator block."""
+    """``Component("generator")``: the annotation of a recipe field holding a generator block.
 
-    def __getitem__(self, kind: str) -> Any:
+    The call form keeps linters from reading the kind as a forward reference; ``Component["generator"]`` works too.
+    """
+
+    def __call__(self, kind: str) -> Any:
         return Annotated[dict[str, Any], ComponentKind(kind), BeforeValidator(_component_validator(kind))]
+
+    __getitem__ = __call__
 
 
 Component = _ComponentAlias()
@@ -92,7 +97,7 @@ class RecipeFile(StrictModel):
     name: str
     description: str = ""
     seed: int = 0
-    data: Component["dataset"]
+    data: Component("dataset")
     model: dict[str, Any]
     train: dict[str, Any]
     tracking: TrackingSpec = TrackingSpec()

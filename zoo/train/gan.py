@@ -38,15 +38,15 @@ PAPER = "Jiang et al., IEEE TIP 2021"
 class DiscriminatorSpec(StrictModel):
     """One discriminator with its adversarial objective and the weight of its generator loss."""
 
-    network: Component["discriminator"]  # noqa: F821, UP037
-    objective: Component["loss"] = Field(default_factory=lambda: {"name": "lsgan"})  # noqa: F821, UP037
+    network: Component("discriminator")
+    objective: Component("loss") = Field(default_factory=lambda: {"name": "lsgan"})
     weight: float = Field(1.0, ge=0)
 
 
 class ContentLossSpec(StrictModel):
     """One content loss between the (undarkened) source and the output, with its weight."""
 
-    loss: Component["loss"]  # noqa: F821, UP037
+    loss: Component("loss")
     weight: float = Field(1.0, ge=0)
     patches: str | None = Field(
         None,
@@ -57,7 +57,7 @@ class ContentLossSpec(StrictModel):
 class GANModelSpec(StrictModel):
     """The ``model`` section of a GAN recipe."""
 
-    generator: Component["generator"]  # noqa: F821, UP037
+    generator: Component("generator")
     discriminators: dict[str, DiscriminatorSpec] = Field(min_length=1)
     losses: dict[str, ContentLossSpec] = Field(default_factory=dict)
 
