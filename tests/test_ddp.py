@@ -51,3 +51,36 @@ def test_two_gloo_processes_stay_identical(tmp_path):
     assert not torch.equal(state["rng"][0]["torch"], state["rng"][1]["torch"])  # per-rank seeds
     for key, value in state["modules"]["generator"].items():
         torch.testing.assert_close(value, r0["weights"][f"generator.{key}"], rtol=0, atol=0)
+
+
+DEMO = Path(__file__).resolve().parent.parent / "recipes" / "demo_synthetic.yaml"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not DEMO.is_file(), reason="recipes/demo_synthetic.yaml is absent")
+def test_zoo_train_nproc_2_with_the_rl_trainer(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from zoo.cli.main import app
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    args = ["train", str(DEMO), "--nproc", "2", "--quiet"]
+    for item in (
+        "data.size=8",
+        "data.height=32",
+        "data.width=48",
+        "train.steps=2",
+        "train.batch_size=2",
+        "train.critic_steps=1",
+        "train.samples=0",
+        "tracking.enabled=false",
+        f"train.out_dir={tmp_path}",
+    ):
+        args += ["--set", item]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    (ckpt_path,) = tmp_path.glob("demo_synthetic/*/checkpoints/last.pt")
+    state = load_checkpoint(ckpt_path)
+    assert state["world_size"] == 2 and state["step"] == 2 and state["trainer"] == "rl"

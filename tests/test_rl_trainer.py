@@ -135,8 +135,9 @@ def test_a_few_cpu_steps_train_every_part(tmp_path, algorithm: str) -> None:
     after = trainer.editor.state_dict()
     assert any(not torch.equal(trainer._before[k], after[k]) for k in after if "policy" in k)
     # every critic weight moves (the last bias cannot: WGAN's loss and penalty do not depend on it)
-    moved = [not torch.equal(a, b) for a, b in zip(trainer._critic_before, trainer.module("critic").parameters())]
-    assert all(m for m, p in zip(moved, trainer.module("critic").parameters()) if p.dim() > 1)
+    params = list(trainer.module("critic").parameters())
+    moved = [not torch.equal(a, b) for a, b in zip(trainer._critic_before, params, strict=True)]
+    assert all(m for m, p in zip(moved, params, strict=True) if p.dim() > 1)
     state = torch.load(result.checkpoint, map_location="cpu", weights_only=True)
     replay = state["extra"]["replay"]
     assert replay["count"] == 12 and replay["real"].shape == (6, 3, 64, 64) and replay["real"].dtype == torch.uint8

@@ -50,7 +50,9 @@ def _smooth_images(n: int, h: int, w: int, seed: int = 0) -> Any:
     return (F.interpolate(low, size=(h, w), mode="bilinear", align_corners=False) * 0.6).clamp(0, 1)
 
 
-def bench_updates(batch: int = 20, critic_steps: int = 5, algorithm: str = "a2c", repeats: int = 5, n: int = 10) -> dict[str, Any]:
+def bench_updates(
+    batch: int = 20, critic_steps: int = 5, algorithm: str = "a2c", repeats: int = 5, n: int = 10
+) -> dict[str, Any]:
     """Median updates/s of the rl trainer's train_step over ``repeats`` runs of ``n`` updates (after warm-up)."""
     import torch
 

@@ -61,7 +61,7 @@ def dehaze(x: Tensor, omega: Tensor, *, t_min: float = 0.25, ratio: float = 0.00
     ``wsize = int(15 s)``, ``radius = int(80 s)`` with ``s = max(H, W) / 512``; atmosphere = per-channel max over
     the top ``int(0.001 H W)`` dark-channel pixels (all pixels when that is 0); ``t = 1 - omega dark(img / A)``,
     refined by a guided filter on the grey image, floored at ``t_min``; ``J = (img - A) / t + A``, clipped.
-    ``omega < 0`` adds haze. Memory O(HW): the dark channel is a separable van Herk min filter.
+    ``omega < 0`` adds haze. Memory O(HW): the dark channel is a separable min filter (doubling windows).
 
     Args:
         x: ProPhoto-gamma image ``N x 3 x H x W`` in [0, 1].

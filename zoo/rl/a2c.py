@@ -20,7 +20,7 @@ from zoo.registry import register
 from zoo.rl.common import Rollout, adam, categorical_entropy, categorical_log_prob, step
 
 
-@register("algorithm", "a2c", paper="Mnih et al., ICML 2016 (as used by Kosugi & Yamasaki, AAAI 2020)", tags=("rl_edit",))
+@register("algorithm", "a2c", paper="Mnih et al., ICML 2016; Kosugi & Yamasaki, AAAI 2020", tags=("rl_edit",))
 class A2C:
     """Advantage actor-critic, batched and synchronous, one-step episodes (gamma = 1).
 

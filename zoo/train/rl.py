@@ -32,8 +32,8 @@ PAPER = "Kosugi & Yamasaki, AAAI 2020"
 class RewardSpec(StrictModel):
     """``R = objective.reward(D(edited)) - alpha * penalty.per_image(source, edited)``."""
 
-    objective: Component["loss"] = Field(default_factory=lambda: {"name": "wgan_gp"})
-    penalty: Component["loss"] = Field(default_factory=lambda: {"name": "mse"})
+    objective: Component("loss") = Field(default_factory=lambda: {"name": "wgan_gp"})
+    penalty: Component("loss") = Field(default_factory=lambda: {"name": "mse"})
     alpha: float = Field(100.0, ge=0, description="weight of the content penalty (100 in the paper)")
     quantize: bool = Field(True, description="round edited thumbnails to 8 bits before the critic sees them")
 
@@ -41,12 +41,12 @@ class RewardSpec(StrictModel):
 class RLModelSpec(StrictModel):
     """The ``model`` section of an RL-editing recipe."""
 
-    generator: Component["generator"] = Field(
+    generator: Component("generator") = Field(
         default_factory=lambda: {"name": "rl_editor"},
         description="the editor: rl_editor {policy, software, levels, weights}",
     )
-    critic: Component["discriminator"] = Field(default_factory=lambda: {"name": "kosugi_critic"})
-    algorithm: Component["algorithm"] = Field(default_factory=lambda: {"name": "a2c"})
+    critic: Component("discriminator") = Field(default_factory=lambda: {"name": "kosugi_critic"})
+    algorithm: Component("algorithm") = Field(default_factory=lambda: {"name": "a2c"})
     reward: RewardSpec = Field(default_factory=RewardSpec)
 
 
@@ -149,7 +149,7 @@ class RLTrainer(Trainer):
     def _thumbs(self, images: Tensor) -> Tensor:
         from zoo.rl.editor import area_thumbnail
 
-        return area_thumbnail(images.float(), self.size, quantize=True)
+        return area_thumbnail(images.float().clamp(0, 1), self.size, quantize=True)
 
     def train_step(self, batch: dict[str, Tensor]) -> dict[str, float]:
         from zoo.rl.common import Rollout, act
@@ -243,7 +243,7 @@ class RLTrainer(Trainer):
         was = self.editor.training
         self.editor.eval()
         try:
-            edited = self.editor(batch["source"].float())["image"]
+            edited = self.editor(batch["source"].float().clamp(0, 1))["image"]
         finally:
             self.editor.train(was)
         return {"source": batch["source"], "edited": edited}
@@ -273,10 +273,11 @@ def _cache_thumbnails(dataset: Any, data_cfg: dict[str, Any], size: int, log: An
         return
 
     def cached(load: Any) -> Any:
-        @functools.lru_cache(maxsize=None)
+        @functools.cache
         def thumb(index: int) -> np.ndarray:
             image = load(index)
-            return np.ascontiguousarray(cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA))
+            thumb = cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA)
+            return np.ascontiguousarray(np.clip(thumb, 0.0, 1.0))  # float resizing can overshoot 1 by an ulp
 
         def get(index: int) -> np.ndarray:
             return thumb(int(index)).copy()
