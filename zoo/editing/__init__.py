@@ -8,6 +8,7 @@ Modules (one family each):
 - :mod:`zoo.editing.kosugi`: the 12 Lightroom "Basic panel" sliders of Kosugi & Yamasaki (AAAI 2020).
 - :mod:`zoo.editing.exposure`: the differentiable filters of Hu et al., "Exposure" (ACM TOG 2018).
 - :mod:`zoo.editing.software`: :class:`Software` (flat parameter vector, levels, named dicts, JSON sidecars).
+- :mod:`zoo.editing.fused`: the fused, cache-chunked inference path of ``lightroom_basic`` (no autograd).
 
 Nothing is imported here so that ``zoo list`` and the registry index stay light.
 """

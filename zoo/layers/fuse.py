@@ -21,7 +21,7 @@ from torch import Tensor, nn
 
 from zoo.layers.blocks import ConvActNorm
 
-__all__ = ["FusedConvAct", "fold_bn_into_conv", "fuse_for_inference"]
+__all__ = ["FusedConvAct", "FusedConvActPair", "fold_bn_into_conv", "fuse_for_inference", "prepare_for_inference"]
 
 
 def _mkldnn_pointwise_available() -> bool:
@@ -49,9 +49,10 @@ class FusedConvAct(nn.Module):
         self.register_buffer("sign", None if sign is None else sign.detach().reshape(1, -1, 1, 1).clone())
         self.use_mkldnn = _mkldnn_pointwise_available()
 
-    def _conv_act(self, x: Tensor) -> Tensor:
+    def fast(self, x: Tensor) -> bool:
+        """Whether ``x`` can take the one-call oneDNN conv + activation (CPU float32 inference, eager)."""
         c = self.conv
-        if (
+        return (
             self.use_mkldnn
             and x.device.type == "cpu"
             and x.dtype == torch.float32
@@ -59,18 +60,96 @@ class FusedConvAct(nn.Module):
             and isinstance(c.padding, tuple)
             and c.padding_mode == "zeros"
             and not (torch.jit.is_tracing() or torch.compiler.is_compiling())
-        ):
+        )
+
+    def _conv_act(self, x: Tensor, bias: Tensor | None = None) -> Tensor:
+        c = self.conv
+        bias = c.bias if bias is None else bias
+        if self.fast(x):
             return torch.ops.mkldnn._convolution_pointwise(
-                x, c.weight, c.bias, list(c.padding), list(c.stride), list(c.dilation), c.groups,
+                x, c.weight, bias, list(c.padding), list(c.stride), list(c.dilation), c.groups,
                 "leaky_relu", [self.negative_slope], "",
             )
-        return F.leaky_relu(c(x), self.negative_slope, inplace=True)
+        return F.leaky_relu(c._conv_forward(x, c.weight, bias), self.negative_slope, inplace=True)
 
     def forward(self, x: Tensor) -> Tensor:
         y = self._conv_act(x)
         if self.sign is not None:
             return torch.addcmul(self.shift, y, self.sign) if self.shift is not None else y * self.sign
         return y.add_(self.shift) if self.shift is not None else y
+
+
+class FusedConvActPair(nn.Sequential):
+    """Two :class:`FusedConvAct` in a row with the first one's BatchNorm shift moved into the second conv.
+
+    ``second(first(x))`` with ``first = act(conv1(x)) + b`` (no sign flips) and ``second`` a 3x3 stride-1 conv
+    with zero padding 1 and a LeakyReLU (slope > 0). ``conv2(y + b) = conv2(y) + sum(W2 * b)`` everywhere
+    except the one-pixel outer ring, where the zero padding does not see ``b``: there the pre-activation
+    misses the taps that fall into the padding, a constant per output channel and ring position. So the pair
+    runs ``act(conv2(y) + bias2')`` on the whole map (one oneDNN call, no pass over ``y`` for the shift) and
+    corrects the ring afterwards: LeakyReLU is invertible, ``act(act^-1(z) - r)`` on about ``2 (H + W)`` pixels.
+    Iterating it still yields ``first, second`` unchanged, so code that unpacks a stage (EnlightenGAN's
+    bottleneck) keeps the plain semantics.
+    """
+
+    def __init__(self, first: FusedConvAct, second: FusedConvAct) -> None:
+        super().__init__(first, second)
+        w2 = second.conv.weight.detach()
+        bias2 = second.conv.bias.detach() if second.conv.bias is not None else torch.zeros(w2.shape[0])
+        taps = (w2 * first.shift.reshape(1, -1, 1, 1)).sum(dim=1)  # out x 3 x 3: what b adds through each tap
+        self.register_buffer("inner_bias", (bias2 + taps.sum(dim=(1, 2))).clone())
+        # what the padding takes away on the top/bottom rows and left/right columns, and the corner taps
+        # (counted in both a row and a column)
+        for name, side in (("top", taps[:, 0]), ("bottom", taps[:, 2]), ("left", taps[:, :, 0]),
+                           ("right", taps[:, :, 2])):
+            self.register_buffer(f"ring_{name}", side.sum(1).reshape(1, -1, 1, 1).clone())
+        # per corner: its own tap minus the column side that the row fix will not see (3-D: no channels_last)
+        corners = torch.stack((taps[:, 0, 0] - taps[:, :, 0].sum(1), taps[:, 0, 2] - taps[:, :, 2].sum(1),
+                               taps[:, 2, 0] - taps[:, :, 0].sum(1), taps[:, 2, 2] - taps[:, :, 2].sum(1)))
+        self.register_buffer("corners", corners.reshape(4, 1, -1, 1).clone())
+
+    @staticmethod
+    def applies(first: nn.Module, second: nn.Module) -> bool:
+        """Whether ``first -> second`` has the shape this fold needs."""
+        if not (isinstance(first, FusedConvAct) and isinstance(second, FusedConvAct)):
+            return False
+        c = second.conv
+        return (
+            first.shift is not None
+            and first.sign is None
+            and second.negative_slope > 0
+            and c.kernel_size == (3, 3)
+            and c.stride == (1, 1)
+            and c.padding == (1, 1)
+            and c.dilation == (1, 1)
+            and c.groups == 1
+            and c.padding_mode == "zeros"
+        )
+
+    def _fix(self, z: Tensor, r: Tensor, corner: tuple[Tensor, Tensor] | None = None) -> Tensor:
+        """``act(act^-1(z) - r)`` for a ring slice ``z`` (written back); ``corner`` adds the double-counted taps."""
+        slope = self[1].negative_slope
+        pre = torch.where(z > 0, z, z / slope) - r
+        if corner is not None:
+            pre[..., 0] += corner[0]
+            pre[..., -1] += corner[1]
+        z.copy_(F.leaky_relu(pre, slope))
+        return z
+
+    def forward(self, x: Tensor) -> Tensor:
+        first, second = self[0], self[1]
+        if not (first.fast(x) and second.fast(x)) or min(x.shape[-2:]) < 3:
+            return second(first(x))
+        y = first._conv_act(x)  # without its shift: it is in inner_bias and the ring correction
+        z = second._conv_act(y, self.inner_bias)
+        c = self.corners
+        self._fix(z[..., 1:-1, :1], self.ring_left)
+        self._fix(z[..., 1:-1, -1:], self.ring_right)
+        self._fix(z[..., :1, :], self.ring_top, (c[0], c[1]))
+        self._fix(z[..., -1:, :], self.ring_bottom, (c[2], c[3]))
+        if second.sign is not None:
+            return torch.addcmul(second.shift, z, second.sign) if second.shift is not None else z * second.sign
+        return z.add_(second.shift) if second.shift is not None else z
 
 
 def fold_bn_into_conv(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
@@ -125,6 +204,8 @@ def _fuse_children(module: nn.Module) -> None:
             setattr(module, name, _fuse_block(child))
         else:
             _fuse_children(child)
+            if isinstance(child, nn.Sequential) and len(child) == 2 and FusedConvActPair.applies(child[0], child[1]):
+                setattr(module, name, FusedConvActPair(child[0], child[1]))
 
 
 @torch.no_grad()
