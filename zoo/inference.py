@@ -179,13 +179,14 @@ def checkpoint_run(checkpoint: str | os.PathLike[str]) -> tuple[str | None, str 
 
 
 def prepare_for_inference(generator: nn.Module) -> nn.Module:
-    """Eval mode, then BatchNorm folding and channels_last where ``zoo.layers.fuse`` provides them."""
+    """Eval mode, then :func:`zoo.layers.fuse.prepare_for_inference`: BatchNorm folded, channels_last, prepacked
+    oneDNN weights (any input size; see docs/enlightengan.md for the speed against onnxruntime)."""
     generator = generator.eval()
     try:
-        from zoo.layers.fuse import fuse_for_inference
+        from zoo.layers.fuse import prepare_for_inference as _prepare
     except ImportError:  # the fusion module is optional
         return generator
-    fused = fuse_for_inference(generator)
+    fused = _prepare(generator)
     return generator if fused is None else fused
 
 

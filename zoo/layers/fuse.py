@@ -5,10 +5,14 @@ Two patterns are folded, both exactly (eval-mode BatchNorm is a per-channel affi
 - ``Conv -> BatchNorm`` (adjacent in an ``nn.Sequential``): the classic fold into the conv's weight and bias.
 - ``Conv -> LeakyReLU/ReLU -> BatchNorm`` (:class:`~zoo.layers.blocks.ConvActNorm`, EnlightenGAN's order). The
   activation is positively homogeneous, ``act(|a| z) = |a| act(z)``, so the scale ``|a|`` goes into the conv and
-  the block becomes ``sign(a) * act(conv'(x)) + b``. The shift ``b`` cannot move into the next convolution
-  exactly (zero padding at the borders and the attention multiplications would change), so it stays as one
+  the block becomes ``sign(a) * act(conv'(x)) + b``. The shift ``b`` does not move into a next convolution
+  without care (zero padding at the borders, the attention multiplications), so a lone block keeps it as one
   per-channel add; on the CPU the conv and the activation run as one oneDNN call, which removes a full pass
   over each feature map compared with the eager block.
+- Two such blocks in a row (:class:`FusedConvActPair`): the first one's shift goes into the second conv's bias,
+  and the one-pixel outer ring, where zero padding makes that inexact, is corrected afterwards.
+
+:func:`prepare_for_inference` (what ``zoo enhance`` runs) adds prepacked oneDNN weights on the CPU.
 """
 
 from __future__ import annotations
@@ -31,6 +35,68 @@ def _mkldnn_pointwise_available() -> bool:
         return False
 
 
+def _pack(conv: nn.Conv2d) -> Tensor | None:
+    """``conv``'s weight reordered for oneDNN (valid for any input size), or ``None`` where that is unavailable."""
+    if not _mkldnn_pointwise_available() or conv.weight.device.type != "cpu" or conv.weight.dtype != torch.float32:
+        return None
+    if not isinstance(conv.padding, tuple) or conv.padding_mode != "zeros":
+        return None
+    try:
+        w = conv.weight.detach().contiguous().to_mkldnn()
+        return torch._C._nn.mkldnn_reorder_conv2d_weight(
+            w,
+            list(conv.padding),
+            list(conv.stride),
+            list(conv.dilation),
+            conv.groups,
+            [1, conv.in_channels * conv.groups, 64, 64],
+        )
+    except (RuntimeError, AttributeError, NotImplementedError):
+        return None
+
+
+class PackedConv2d(nn.Conv2d):
+    """An ``nn.Conv2d`` that runs with a prepacked oneDNN weight on CPU float32 inference (eager).
+
+    Made from an existing conv by :meth:`adopt` (same parameters, names and state dict); every other case
+    (autograd, other devices or dtypes, tracing, compiling) runs the plain convolution.
+    """
+
+    packed: Tensor | None = None
+
+    @classmethod
+    def adopt(cls, conv: nn.Conv2d) -> bool:
+        """Turn ``conv`` (an exact ``nn.Conv2d``) into a :class:`PackedConv2d` in place; false when not packable."""
+        packed = _pack(conv)
+        if packed is None:
+            return False
+        conv.__class__ = cls
+        conv.packed = packed
+        return True
+
+    def forward(self, x: Tensor) -> Tensor:
+        if (
+            self.packed is not None
+            and x.device.type == "cpu"
+            and x.dtype == torch.float32
+            and not torch.is_grad_enabled()
+            and not (torch.jit.is_tracing() or torch.compiler.is_compiling())
+        ):
+            return torch.ops.mkldnn._convolution_pointwise(
+                x,
+                self.packed,
+                self.bias,
+                list(self.padding),
+                list(self.stride),
+                list(self.dilation),
+                self.groups,
+                "none",
+                [],
+                "",
+            )
+        return super().forward(x)
+
+
 class FusedConvAct(nn.Module):
     """``sign * act(conv(x)) + shift``: a :class:`ConvActNorm` with its BatchNorm folded in (inference only).
 
@@ -48,6 +114,11 @@ class FusedConvAct(nn.Module):
         self.register_buffer("shift", None if shift is None else shift.detach().reshape(1, -1, 1, 1).clone())
         self.register_buffer("sign", None if sign is None else sign.detach().reshape(1, -1, 1, 1).clone())
         self.use_mkldnn = _mkldnn_pointwise_available()
+        self.packed: Tensor | None = None  # oneDNN-blocked weight, set by prepack() (not a buffer: opaque tensor)
+
+    def prepack(self) -> None:
+        """Reorder the weight once into oneDNN's blocked layout (saves the per-call reorder)."""
+        self.packed = _pack(self.conv)
 
     def fast(self, x: Tensor) -> bool:
         """Whether ``x`` can take the one-call oneDNN conv + activation (CPU float32 inference, eager)."""
@@ -66,9 +137,18 @@ class FusedConvAct(nn.Module):
         c = self.conv
         bias = c.bias if bias is None else bias
         if self.fast(x):
+            weight = self.packed if self.packed is not None else c.weight
             return torch.ops.mkldnn._convolution_pointwise(
-                x, c.weight, bias, list(c.padding), list(c.stride), list(c.dilation), c.groups,
-                "leaky_relu", [self.negative_slope], "",
+                x,
+                weight,
+                bias,
+                list(c.padding),
+                list(c.stride),
+                list(c.dilation),
+                c.groups,
+                "leaky_relu",
+                [self.negative_slope],
+                "",
             )
         return F.leaky_relu(c._conv_forward(x, c.weight, bias), self.negative_slope, inplace=True)
 
@@ -100,12 +180,22 @@ class FusedConvActPair(nn.Sequential):
         self.register_buffer("inner_bias", (bias2 + taps.sum(dim=(1, 2))).clone())
         # what the padding takes away on the top/bottom rows and left/right columns, and the corner taps
         # (counted in both a row and a column)
-        for name, side in (("top", taps[:, 0]), ("bottom", taps[:, 2]), ("left", taps[:, :, 0]),
-                           ("right", taps[:, :, 2])):
+        for name, side in (
+            ("top", taps[:, 0]),
+            ("bottom", taps[:, 2]),
+            ("left", taps[:, :, 0]),
+            ("right", taps[:, :, 2]),
+        ):
             self.register_buffer(f"ring_{name}", side.sum(1).reshape(1, -1, 1, 1).clone())
         # per corner: its own tap minus the column side that the row fix will not see (3-D: no channels_last)
-        corners = torch.stack((taps[:, 0, 0] - taps[:, :, 0].sum(1), taps[:, 0, 2] - taps[:, :, 2].sum(1),
-                               taps[:, 2, 0] - taps[:, :, 0].sum(1), taps[:, 2, 2] - taps[:, :, 2].sum(1)))
+        corners = torch.stack(
+            (
+                taps[:, 0, 0] - taps[:, :, 0].sum(1),
+                taps[:, 0, 2] - taps[:, :, 2].sum(1),
+                taps[:, 2, 0] - taps[:, :, 0].sum(1),
+                taps[:, 2, 2] - taps[:, :, 2].sum(1),
+            )
+        )
         self.register_buffer("corners", corners.reshape(4, 1, -1, 1).clone())
 
     @staticmethod
@@ -229,4 +319,41 @@ def fuse_for_inference(model: nn.Module, channels_last: bool = True) -> nn.Modul
     if channels_last:
         fused = fused.to(memory_format=torch.channels_last)
     fused.zoo_fused = True
+    return fused
+
+
+def _prepack_children(module: nn.Module) -> None:
+    for child in module.children():
+        if isinstance(child, FusedConvAct):
+            child.prepack()
+        elif type(child) is nn.Conv2d:
+            PackedConv2d.adopt(child)
+        else:
+            _prepack_children(child)
+
+
+@torch.no_grad()
+def prepare_for_inference(model: nn.Module, example: Tensor | None = None) -> nn.Module:
+    """The zoo's CPU/GPU inference copy of ``model``: what ``zoo enhance`` and ``zoo eval`` run.
+
+    :func:`fuse_for_inference` (BatchNorm folded, shifts moved into the next conv, channels_last), then every
+    convolution's weight reordered once into oneDNN's blocked layout so that no call reorders it again. The
+    packed weights work for any input size (nothing is specialised to a shape, nothing is compiled); they are
+    used for CPU float32 inference without autograd; every other case (autograd, another device or dtype,
+    tracing, export) runs the plain convolutions of the same copy.
+
+    Args:
+        model: any module (a zoo generator).
+        example: an optional input (``N x 3 x H x W``) run once, so that oneDNN builds its kernels before the
+            first real image.
+
+    Returns:
+        A new module in eval mode, numerically equal to ``model.eval()`` up to float rounding (1e-6 on
+        EnlightenGAN); the original is untouched.
+    """
+    fused = fuse_for_inference(model)
+    if next((p.device.type for p in fused.parameters()), "cpu") == "cpu":
+        _prepack_children(fused)
+    if example is not None:
+        fused(example.contiguous(memory_format=torch.channels_last))
     return fused
