@@ -130,36 +130,67 @@ def guided_filter(src: Tensor, guide: Tensor, size: int, eps: float, subsample: 
     """
     dtype = src.dtype
     if subsample is None:
-        subsample = size // 16 if size >= GUIDED_SUBSAMPLE_FROM else 1
+        subsample = guided_subsample(size)
+    needs_grad = torch.is_grad_enabled() and (src.requires_grad or guide.requires_grad)
+    if subsample > 1 and not needs_grad:
+        # pool first (float32 is exact enough for a mean), float64 only for the small box statistics; the
+        # bilinear upsampling and a g + b run in the input's dtype
+        tl = F.avg_pool2d(src, subsample, ceil_mode=True).double()
+        gl = F.avg_pool2d(guide.to(src.dtype), subsample, ceil_mode=True).double()
+        ab = guided_coefficients(tl, gl, max(int(round(size / subsample)), 1), eps).to(dtype)
+        ab = F.interpolate(ab, size=guide.shape[-2:], mode="bilinear", align_corners=False)
+        return torch.addcmul(ab[:, 1:], ab[:, :1], guide.to(dtype))
     t, g = src.double(), guide.double()
     tl, gl, size_l = t, g, size
     if subsample > 1:
         tl = F.avg_pool2d(t, subsample, ceil_mode=True)
         gl = F.avg_pool2d(g, subsample, ceil_mode=True)
         size_l = max(int(round(size / subsample)), 1)
-    if torch.is_grad_enabled() and (src.requires_grad or guide.requires_grad):
+    if needs_grad:
         stats = box_filter(torch.cat([gl, tl, gl * gl, gl * tl], dim=1), size_l)
         mg, mt, cgg, cgt = stats.unbind(1)
         a = (cgt - mt * mg) / (cgg - mg * mg + eps)
         b = mt - a * mg
         ab = box_filter(torch.stack([a, b], dim=1), size_l)
-    else:  # same maths with preallocated buffers, in-place ops and contiguous last-dim cumulative sums
-        n, _, hl, wl = gl.shape
-        buf = torch.empty((n, 4, hl, wl), dtype=gl.dtype, device=gl.device)
-        buf[:, 0:1] = gl
-        buf[:, 1:2] = tl
-        torch.mul(gl, gl, out=buf[:, 2:3])
-        torch.mul(gl, tl, out=buf[:, 3:4])
-        # box along W, transpose, box along H: the statistics come out transposed (N x 4 x W x H)
-        stats = _box_last(_box_last(buf, size_l).mT.contiguous(), size_l)
-        mg, mt, cgg, cgt = stats[:, 0:1], stats[:, 1:2], stats[:, 2:3], stats[:, 3:4]
-        a = cgg.addcmul_(mg, mg, value=-1.0).add_(eps)  # var + eps
-        a = torch.div(cgt.addcmul_(mt, mg, value=-1.0), a, out=stats[:, 2:3])  # cov / (var + eps)
-        torch.addcmul(mt, a, mg, value=-1.0, out=stats[:, 3:4])  # b = mean_t - a mean_g
-        ab = _box_last(_box_last(stats[:, 2:4].contiguous(), size_l).mT.contiguous(), size_l)
+    else:
+        ab = guided_coefficients(tl, gl, size_l, eps)
     if subsample > 1:
         ab = F.interpolate(ab, size=g.shape[-2:], mode="bilinear", align_corners=False)
     return (ab[:, :1] * g + ab[:, 1:]).to(dtype)
+
+
+def guided_subsample(size: int) -> int:
+    """The fast guided filter's factor: ``size // 16`` for ``size >= GUIDED_SUBSAMPLE_FROM``, else 1 (exact)."""
+    return size // 16 if size >= GUIDED_SUBSAMPLE_FROM else 1
+
+
+def guided_coefficients(tl: Tensor, gl: Tensor, size: int, eps: float) -> Tensor:
+    """Box-filtered guided-filter coefficients ``(box(a), box(b))`` as ``N x 2 x h x w``, without autograd.
+
+    Preallocated buffers, in-place ops and contiguous last-dim cumulative sums (two transposes); pass float64
+    inputs (``E[g^2] - E[g]^2`` cancels).
+    """
+    n, _, hl, wl = gl.shape
+    buf = torch.empty((n, 4, hl, wl), dtype=gl.dtype, device=gl.device)
+    buf[:, 0:1] = gl
+    buf[:, 1:2] = tl
+    torch.mul(gl, gl, out=buf[:, 2:3])
+    torch.mul(gl, tl, out=buf[:, 3:4])
+    # box along W, transpose, box along H: the statistics come out transposed (N x 4 x W x H)
+    stats = _box_last(_box_last(buf, size).mT.contiguous(), size)
+    mg, mt, cgg, cgt = stats[:, 0:1], stats[:, 1:2], stats[:, 2:3], stats[:, 3:4]
+    a = cgg.addcmul_(mg, mg, value=-1.0).add_(eps)  # var + eps
+    a = torch.div(cgt.addcmul_(mt, mg, value=-1.0), a, out=stats[:, 2:3])  # cov / (var + eps)
+    torch.addcmul(mt, a, mg, value=-1.0, out=stats[:, 3:4])  # b = mean_t - a mean_g
+    return _box_last(_box_last(stats[:, 2:4].contiguous(), size).mT.contiguous(), size)
+
+
+def bilinear_rows(n_in: int, n_out: int) -> tuple[Tensor, Tensor, Tensor]:
+    """``F.interpolate(mode="bilinear", align_corners=False)`` along one axis: ``(i0, i1, frac)`` per output."""
+    src = ((torch.arange(n_out, dtype=torch.float64) + 0.5) * (n_in / n_out) - 0.5).clamp(min=0.0)
+    i0 = src.floor().long().clamp(max=n_in - 1)
+    i1 = (i0 + 1).clamp(max=n_in - 1)
+    return i0, i1, (src - i0).float()
 
 
 # ------------------------------------------------------------------------------------------- min filter
@@ -184,16 +215,77 @@ def _min1d(x: Tensor, size: int, dim: int) -> Tensor:
     return torch.minimum(m.narrow(dim, 0, n), m.narrow(dim, size - w, n))
 
 
+MIN_SCAN_FROM = 32  # windows >= this use the chunked / van Herk-Gil-Werman path without autograd
+_MIN_CHUNK = 1 << 15  # elements per row chunk of the W pass (in cache)
+
+
+def _min_rows_nograd(x: Tensor, size: int) -> Tensor:
+    """Running minimum along W (edge padding) over cache-sized row chunks, doubling in two ping-pong buffers."""
+    n, c, h, w = x.shape
+    lo = size // 2
+    rows = max(1, _MIN_CHUNK // (w + size))
+    out = torch.empty_like(x)
+    xr = x.reshape(n * c * h, w)
+    orow = out.view(n * c * h, w)
+    total = xr.shape[0]
+    rows = min(rows, total)
+    bufa = torch.empty((rows, w + size - 1), dtype=x.dtype, device=x.device)
+    bufb = torch.empty_like(bufa)
+    for r0 in range(0, total, rows):
+        r1 = min(total, r0 + rows)
+        a, b = bufa[: r1 - r0], bufb[: r1 - r0]
+        src = xr[r0:r1]
+        a[:, lo : lo + w].copy_(src)
+        a[:, :lo].copy_(src[:, :1].expand(-1, lo))
+        a[:, lo + w :].copy_(src[:, w - 1 :].expand(-1, size - 1 - lo))
+        length, k = w + size - 1, 1
+        while 2 * k <= size:
+            length -= k
+            torch.minimum(a[:, :length], a[:, k : k + length], out=b[:, :length])
+            a, b = b, a
+            k *= 2
+        torch.minimum(a[:, :w], a[:, size - k : size - k + w], out=orow[r0:r1])
+    return out
+
+
+def _min_cols_nograd(x: Tensor, size: int) -> Tensor:
+    """Running minimum along H (edge padding) by van Herk / Gil-Werman: block prefix and suffix minima, O(1)
+    per pixel for any window, each step one contiguous row of all images and channels."""
+    n, c, h, w = x.shape
+    lo = size // 2
+    length = h + size - 1
+    nb = -(-length // size)
+    # rows first: N*C x L x W, padded by edge replication, the tail of the last block with +inf
+    g = torch.empty((n * c, nb * size, w), dtype=x.dtype, device=x.device)
+    xr = x.reshape(n * c, h, w)
+    g[:, lo : lo + h] = xr
+    g[:, :lo] = xr[:, :1]
+    g[:, lo + h : length] = xr[:, h - 1 :]
+    g[:, length:] = float("inf")
+    hs = g.clone()
+    for i in range(1, nb * size):
+        if i % size:
+            torch.minimum(g[:, i - 1], g[:, i], out=g[:, i])
+    for i in range(nb * size - 2, -1, -1):
+        if (i + 1) % size:
+            torch.minimum(hs[:, i + 1], hs[:, i], out=hs[:, i])
+    out = torch.minimum(hs[:, :h], g[:, size - 1 : size - 1 + h])
+    return out.view(n, c, h, w)
+
+
 def min_filter(x: Tensor, size: int) -> Tensor:
     """Square min filter (erosion) with edge padding and the reference's (asymmetric for even) window.
 
     O(HW log window) time and O(HW) memory (separable, doubling windows), unlike the reference, which stacks
-    ``size^2`` shifted copies.
+    ``size^2`` shifted copies. Without autograd, windows >= :data:`MIN_SCAN_FROM` use cache-sized row chunks
+    along W and van Herk / Gil-Werman block minima along H (same values, exactly).
 
     Args:
         x: ``N x C x H x W``.
         size: window side.
     """
+    if size >= MIN_SCAN_FROM and not (torch.is_grad_enabled() and x.requires_grad):
+        return _min_cols_nograd(_min_rows_nograd(x.contiguous(), size), size)
     return _min1d(_min1d(x, size, 2), size, 3)
 
 
@@ -308,6 +400,8 @@ def bilateral_grid(img: Tensor, radius: int, sigma_color: float, sigma_space: fl
 
     Args, Returns: as :func:`bilateral_exact` (output not rounded).
     """
+    if not (torch.is_grad_enabled() and img.requires_grad) and _cv2_remap_ok(img):
+        return _bilateral_grid_nograd(img, radius, sigma_color, sigma_space)
     n, c, h, w = img.shape
     dev, dt = img.device, img.dtype
     s_s = max(sigma_space / 1.5, 1.0)
@@ -348,6 +442,112 @@ def bilateral_grid(img: Tensor, radius: int, sigma_color: float, sigma_space: fl
     coords = torch.stack([gx, gy, gz], dim=-1).unsqueeze(1)  # N x 1 x H x W x 3
     out = F.grid_sample(grid, coords, mode="bilinear", padding_mode="border", align_corners=True)[:, :, 0]
     return out[:, :c] / out[:, c:].clamp(min=1e-12)
+
+
+def _cv2_remap_ok(img: Tensor) -> bool:
+    if img.device.type != "cpu" or img.dtype != torch.float32 or img.shape[1] != 3:
+        return False
+    try:
+        import cv2  # noqa: F401  (opencv-python-headless, installed with albumentations)
+    except ImportError:  # pragma: no cover
+        return False
+    return True
+
+
+GRID_CHUNK_PIXELS = 1 << 16
+
+
+def _bilateral_grid_nograd(img: Tensor, radius: int, sigma_color: float, sigma_space: float) -> Tensor:
+    """:func:`bilateral_grid` without autograd on the CPU: same grid, cheaper splat, blur and slice.
+
+    The splat runs over row chunks (int32 cell indices, no full-size temporaries); the range blur is a banded
+    matrix product and the space blur a 2-D convolution (the same zero-padded sums as the autograd path); the
+    slice interpolates each row's grid (4 x depth x width, after the exact linear interpolation in y) in x and
+    range with OpenCV's ``remap`` (bilinear, coordinates quantised to 1/32 of a grid cell: at most 1/64 of a
+    cell's variation, far below the approximation of the grid itself), instead of a per-pixel 3-D
+    ``grid_sample``.
+    """
+    import cv2
+
+    n, c, h, w = img.shape
+    dt = img.dtype
+    s_s = max(sigma_space / 1.5, 1.0)
+    s_r = max(sigma_color / 1.5, 1.0)
+    gh = int(round((h - 1) / s_s)) + 1
+    gw = int(round((w - 1) / s_s)) + 1
+    vmax = max(float(img.amax()), 0.0) if img.numel() else 0.0
+    gd = int(math.ceil(3.0 * vmax / s_r)) + 1
+    ys = torch.arange(h, dtype=dt) / s_s
+    xs = torch.arange(w, dtype=dt) / s_s
+    iy = torch.round(ys).to(torch.int32)
+    ix = torch.round(xs).to(torch.int32)
+    rows = max(1, min(h, GRID_CHUNK_PIXELS // max(w, 1)))
+    cells = gd * gh * gw
+    grid = torch.zeros((n, c + 1, cells), dtype=dt)
+    ones = torch.ones(rows * w, dtype=dt)
+    cell = torch.empty((rows, w), dtype=torch.int32)
+    zbuf = torch.empty((rows, w), dtype=dt)
+    for b in range(n):
+        for r0 in range(0, h, rows):
+            r1 = min(h, r0 + rows)
+            chunk = img[b, :, r0:r1]
+            z = torch.sum(chunk, dim=0, out=zbuf[: r1 - r0]).mul_(1.0 / s_r).round_().clamp_(0, gd - 1)
+            ci = cell[: r1 - r0]
+            ci.copy_(z).mul_(gh * gw).add_(iy[r0:r1].view(-1, 1) * gw).add_(ix.view(1, -1))
+            idx = ci.view(-1)
+            for ch in range(c):  # 1-D index_add per plane (the 2-D one along dim 1 is 10x slower)
+                grid[b, ch].index_add_(0, idx, chunk[ch].reshape(-1))
+            grid[b, c].index_add_(0, idx, ones[: idx.numel()])
+    grid = grid.view(n * (c + 1), gd, gh * gw)
+    # range blur: Gaussian of sigma_color in grid units, truncated at 3 sigma, zero padding (banded matrix)
+    sr_cells = sigma_color / s_r
+    kr = int(math.ceil(3 * sr_cells))
+    zk = torch.arange(-kr, kr + 1, dtype=dt)
+    krange = torch.exp(-0.5 * (zk / sr_cells) ** 2)
+    dz = torch.arange(gd).view(1, -1) - torch.arange(gd).view(-1, 1)  # z' - z
+    band = torch.where(dz.abs() <= kr, krange[(dz + kr).clamp(0, 2 * kr)], torch.zeros((), dtype=dt))
+    grid = torch.matmul(band, grid)
+    # space blur: the reference's Gaussian truncated to its disc of taps, zero padding
+    ks = int(math.floor(radius / s_s))
+    off = torch.arange(-ks, ks + 1, dtype=dt) * s_s
+    rr = off.view(-1, 1) ** 2 + off.view(1, -1) ** 2
+    kspace = torch.exp(-0.5 * rr / (sigma_space * sigma_space)) * (rr <= radius * radius + 1e-9)
+    padded = F.pad(grid.view(-1, gh, gw), (ks, ks, ks, ks))
+    grid = torch.zeros((n * (c + 1) * gd, gh, gw), dtype=dt)
+    for i in range(2 * ks + 1):
+        for j in range(2 * ks + 1):
+            if float(kspace[i, j]) > 0:
+                grid.add_(padded[:, i : i + gh, j : j + gw], alpha=float(kspace[i, j]))
+    # N x (gd gh) x gw x 4: the (y, x) plane of each range level stacked by level, the 4 values interleaved
+    grid = grid.view(n, c + 1, gd * gh, gw).permute(0, 2, 3, 1).contiguous()
+    # slice: remap bilinear in (x, y) at the two range levels around each pixel, linear in range in between
+    mapx = xs.clamp(max=gw - 1).view(1, -1).expand(rows, w).contiguous().numpy()
+    rowy = ys.clamp(max=gh - 1)
+    fz = torch.empty((rows, w), dtype=dt)
+    my0 = torch.empty((rows, w), dtype=dt)
+    my1 = torch.empty((rows, w), dtype=dt)
+    out = torch.empty_like(img)
+    threads = cv2.getNumThreads()
+    cv2.setNumThreads(torch.get_num_threads())
+    try:
+        for b in range(n):
+            src = grid[b].numpy()
+            for r0 in range(0, h, rows):
+                r1 = min(h, r0 + rows)
+                hh = r1 - r0
+                z = torch.sum(img[b, :, r0:r1], dim=0, out=zbuf[:hh]).mul_(1.0 / s_r).clamp_(0, gd - 1)
+                z0 = torch.floor(z, out=my0[:hh]).clamp_(max=max(gd - 2, 0))
+                f = torch.sub(z, z0, out=fz[:hh]).unsqueeze(-1)
+                m0 = z0.mul_(gh).add_(rowy[r0:r1].view(-1, 1))
+                m1 = torch.add(m0, gh if gd > 1 else 0, out=my1[:hh])
+                mx = mapx[:hh]
+                s0 = cv2.remap(src, mx, m0.numpy(), cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+                s1 = cv2.remap(src, mx, m1.numpy(), cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+                res = torch.from_numpy(s0).lerp_(torch.from_numpy(s1), f)  # hh x w x 4
+                torch.div(res[..., :c].permute(2, 0, 1), res[..., c].clamp_(min=1e-12), out=out[b, :, r0:r1])
+    finally:
+        cv2.setNumThreads(threads)
+    return out
 
 
 def _disc_blur(grid: Tensor, kernel: Tensor, k: int) -> Tensor:

@@ -16,12 +16,21 @@ takes sRGB images (see :class:`~zoo.editing.base.Operator`).
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from zoo.editing.base import Operator, ParamSpec, image_scale
-from zoo.editing.filters import bilateral, guided_filter, min_filter
+from zoo.editing.filters import (
+    bilateral,
+    bilinear_rows,
+    guided_coefficients,
+    guided_filter,
+    guided_subsample,
+    min_filter,
+)
 from zoo.registry import register
 
+CHUNK_PIXELS = 1 << 15  # row chunks of the fused dehaze output pass (in cache)
 PAPER = "Kosugi & Yamasaki, AAAI 2020"
 TAGS = ("rl_edit", "lightroom")
 SLIDER = (ParamSpec("", -1.0, 1.0, 0.0),)
@@ -90,19 +99,71 @@ def dehaze(x: Tensor, omega: Tensor, *, t_min: float = 0.25, ratio: float = 0.00
     return ((img - atm) / t + atm).div(255.0).clamp(0.0, 1.0)
 
 
+def _top_indices(dark: Tensor, k: int) -> Tensor:
+    """Indices of the ``k`` largest values of each row of ``dark`` (``N x P``), as ``topk`` (ties aside).
+
+    For large images a threshold from a strided sample keeps only the candidates above it (a few times ``k``),
+    so the exact top-k runs on those; when too few pass, the full top-k runs.
+    """
+    n, total = dark.shape
+    step = 16
+    if total < (1 << 20) or k * step * 4 > total:
+        return dark.topk(k, dim=1).indices
+    sample = dark[:, ::step]
+    thr = sample.topk(min(sample.shape[1], 2 * (k // step) + 16), dim=1).values[:, -1:]
+    rows = []
+    for b in range(n):
+        cand = (dark[b] >= thr[b]).nonzero().squeeze(1)
+        if cand.numel() < k:
+            rows.append(dark[b].topk(k).indices)
+        else:
+            rows.append(cand[dark[b, cand].topk(k).indices])
+    return torch.stack(rows)
+
+
 def _dehaze_nograd(x: Tensor, omega: Tensor, wsize: int, radius: int, t_min: float, ratio: float, eps: float) -> Tensor:
     """:func:`dehaze` without autograd: the same maths on the [0, 1] scale (the guided filter's ``eps`` rescaled
-    by 255^2, which leaves its output unchanged), with fewer full-size temporaries."""
+    by 255^2, which leaves its output unchanged), with fewer full-size temporaries.
+
+    With the fast (subsampled) guided filter, only pooled images enter it (``t`` is linear in the pooled dark
+    channel, the grey guide in the pooled channels), and the upsampling of its coefficients, ``a g + b``, the
+    floor ``t_min`` and ``(x - A) / t + A`` run fused over cache-sized row chunks.
+    """
     n, _, h, w = x.shape
     dark = min_filter(x.amin(dim=1, keepdim=True), wsize)
     k = int(h * w * ratio) or h * w
-    idx = dark.flatten(1).topk(k, dim=1).indices  # N x k, one batched top-k
+    idx = _top_indices(dark.flatten(1), k)  # N x k
     atm = x.flatten(2).gather(2, idx.unsqueeze(1).expand(n, 3, k)).amax(dim=2)
     atm = atm.clamp(min=1e-6 / 255.0).view(n, 3, 1, 1)  # an all-black image has A = 0: keep img / A finite
-    t = min_filter(torch.mul(x, 1.0 / atm).amin(dim=1, keepdim=True), wsize).mul_(-_col(omega)).add_(1.0)
-    gray = torch.mul(x[:, 0:1], 0.299).add_(x[:, 1:2], alpha=0.587).add_(x[:, 2:3], alpha=0.114)
-    t = guided_filter(t, gray, radius, eps / 255.0**2).clamp_(min=t_min)
-    return torch.sub(x, atm).div_(t).add_(atm).clamp_(0.0, 1.0)
+    inv = 1.0 / atm
+    m = torch.mul(x[:, 0:1], inv[:, 0:1])
+    torch.minimum(m, torch.mul(x[:, 1:2], inv[:, 1:2]), out=m)
+    torch.minimum(m, torch.mul(x[:, 2:3], inv[:, 2:3]), out=m)
+    dark = min_filter(m, wsize)
+    sub = guided_subsample(radius)
+    if sub <= 1:
+        t = dark.mul_(-_col(omega)).add_(1.0)
+        gray = torch.mul(x[:, 0:1], 0.299).add_(x[:, 1:2], alpha=0.587).add_(x[:, 2:3], alpha=0.114)
+        t = guided_filter(t, gray, radius, eps / 255.0**2).clamp_(min=t_min)
+        return torch.sub(x, atm).div_(t).add_(atm).clamp_(0.0, 1.0)
+    tl = F.avg_pool2d(dark, sub, ceil_mode=True).double().mul_(-_col(omega)).add_(1.0)
+    xl = F.avg_pool2d(x, sub, ceil_mode=True).double()
+    gl = (0.299 * xl[:, 0:1]).add_(xl[:, 1:2], alpha=0.587).add_(xl[:, 2:3], alpha=0.114)
+    hl = gl.shape[2]
+    ab = guided_coefficients(tl, gl, max(int(round(radius / sub)), 1), eps / 255.0**2).to(x.dtype)
+    ab = F.interpolate(ab, size=(hl, w), mode="bilinear", align_corners=False)  # along W only (H: identity)
+    i0, i1, fr = bilinear_rows(hl, h)
+    out = torch.empty_like(x, memory_format=torch.contiguous_format)
+    rows = max(1, CHUNK_PIXELS // w)
+    for b in range(n):
+        for r0 in range(0, h, rows):
+            r1 = min(h, r0 + rows)
+            coef = ab[b].index_select(1, i0[r0:r1]).lerp_(ab[b].index_select(1, i1[r0:r1]), fr[r0:r1].view(-1, 1))
+            xc = x[b, :, r0:r1]
+            t = torch.mul(xc[0], 0.299).add_(xc[1], alpha=0.587).add_(xc[2], alpha=0.114)
+            t.mul_(coef[0]).add_(coef[1]).clamp_(min=t_min)
+            torch.sub(xc, atm[b], out=out[b, :, r0:r1]).div_(t).add_(atm[b]).clamp_(0.0, 1.0)
+    return out
 
 
 def clarity(x: Tensor, amount: Tensor, *, method: str = "auto") -> Tensor:
