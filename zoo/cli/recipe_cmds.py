@@ -38,7 +38,7 @@ def build_blocks(recipe, *, data: bool = True) -> list[tuple[str, str, str, str]
             continue
         obj = create(kind, block, where=recipe.where(path))
         n = count_parameters(obj)
-        if n is not None:
+        if n:  # objectives and other parameter-free modules show "-"
             size = f"{n:,} parameters"
         elif kind == "dataset" and hasattr(obj, "__len__"):
             size = f"{len(obj):,} samples"
