@@ -70,7 +70,12 @@ def toys():
     registry.register("dataset", "zz_toy_data")(ToyData)
     registry.register("trainer", "zz_toy")(ToyTrainer)
     yield
-    for kind, name in [("generator", "zz_toy_gen"), ("generator", "zz_toy_other"), ("dataset", "zz_toy_data"), ("trainer", "zz_toy")]:
+    for kind, name in [
+        ("generator", "zz_toy_gen"),
+        ("generator", "zz_toy_other"),
+        ("dataset", "zz_toy_data"),
+        ("trainer", "zz_toy"),
+    ]:
         registry.REGISTRIES[kind].remove(name)
 
 

@@ -56,7 +56,12 @@ def toys():
     registry.register("dataset", "zz_toy_data")(ToyData)
     registry.register("trainer", "zz_toy")(ToyTrainer)
     yield
-    for kind, name in [("generator", "zz_toy_gen"), ("generator", "zz_toy_other"), ("dataset", "zz_toy_data"), ("trainer", "zz_toy")]:
+    for kind, name in [
+        ("generator", "zz_toy_gen"),
+        ("generator", "zz_toy_other"),
+        ("dataset", "zz_toy_data"),
+        ("trainer", "zz_toy"),
+    ]:
         registry.REGISTRIES[kind].remove(name)
 
 
@@ -91,7 +96,11 @@ def test_base_chain_merges_dicts_and_replaces_blocks(tmp_path):
     write(tmp_path / "mid.yaml", {"base": "base.yaml", "train": {"steps": 20}, "model": {"generator": {"depth": 5}}})
     child = write(
         tmp_path / "child.yaml",
-        {"base": "mid.yaml", "name": "child", "model": {"slots": {"a": {"critic": {"name": "zz_toy_gen", "depth": 1}}}}},
+        {
+            "base": "mid.yaml",
+            "name": "child",
+            "model": {"slots": {"a": {"critic": {"name": "zz_toy_gen", "depth": 1}}}},
+        },
     )
     r = load_recipe(child)
     assert r.name == "child"
@@ -128,12 +137,21 @@ def test_overrides(tmp_path):
         (lambda d: d["train"].update(stpes=3), "train.stpes: unknown key. Did you mean 'steps'"),
         (lambda d: d.update(trainng={}), "trainng: unknown key. Did you mean 'train'"),
         (lambda d: d["model"].update(genrator={}), "model.genrator: unknown key. Did you mean 'generator'"),
-        (lambda d: d["model"]["slots"]["a"].update(wieght=2), "model.slots.a.wieght: unknown key. Did you mean 'weight'"),
+        (
+            lambda d: d["model"]["slots"]["a"].update(wieght=2),
+            "model.slots.a.wieght: unknown key. Did you mean 'weight'",
+        ),
         (lambda d: d["model"]["generator"].update(name="zz_toy_gne"), "Did you mean 'zz_toy_gen'"),
         (lambda d: d["model"]["generator"].update(widht=3), "no parameter 'widht'. Did you mean 'width'"),
         (lambda d: d["train"].update(steps="many"), "train.steps"),
-        (lambda d: d["train"].update(trainer="zz_tyo"), "train.trainer: Unknown trainer 'zz_tyo'. Did you mean 'zz_toy'"),
-        (lambda d: d["tracking"].update(expriment="x") if "tracking" in d else d.update(tracking={"expriment": "x"}), "tracking.expriment: unknown key. Did you mean 'experiment'"),
+        (
+            lambda d: d["train"].update(trainer="zz_tyo"),
+            "train.trainer: Unknown trainer 'zz_tyo'. Did you mean 'zz_toy'",
+        ),
+        (
+            lambda d: d["tracking"].update(expriment="x") if "tracking" in d else d.update(tracking={"expriment": "x"}),
+            "tracking.expriment: unknown key. Did you mean 'experiment'",
+        ),
         (lambda d: d["model"]["generator"].pop("name"), "model.generator: this generator block has no 'name' key"),
     ],
 )

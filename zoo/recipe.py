@@ -199,7 +199,9 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise RecipeError(f"{path}: a recipe is a mapping of sections ({', '.join(TOP_LEVEL_KEYS)}), got {type(data).__name__}.")
+        raise RecipeError(
+            f"{path}: a recipe is a mapping of sections ({', '.join(TOP_LEVEL_KEYS)}), got {type(data).__name__}."
+        )
     return data
 
 
@@ -304,7 +306,9 @@ def recipe_from_dict(raw: Mapping[str, Any], source: str | Path | None = None) -
     model_spec = getattr(trainer_cls, "ModelSpec", None)
     train_spec = getattr(trainer_cls, "TrainSpec", CommonTrainSpec)
     if model_spec is None:
-        raise RecipeError(f"{src}: trainer {trainer_name!r} declares no ModelSpec, so its model section cannot be checked.")
+        raise RecipeError(
+            f"{src}: trainer {trainer_name!r} declares no ModelSpec, so its model section cannot be checked."
+        )
     _check_keys(top.model, model_spec, ("model",), src)
     _check_keys(top.train, train_spec, ("train",), src)
     model = _validated(model_spec, top.model, ("model",), src)

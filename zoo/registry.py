@@ -172,9 +172,7 @@ def _check_kind(kind: str) -> Registry:
         ) from None
 
 
-def register(
-    kind: str, name: str, *, paper: str = "", tags: Iterable[str] = ()
-) -> Callable[[Any], Any]:
+def register(kind: str, name: str, *, paper: str = "", tags: Iterable[str] = ()) -> Callable[[Any], Any]:
     """Register a class or factory function under ``kind`` and ``name``.
 
     Args:
@@ -390,7 +388,7 @@ def _parameters(obj: Any) -> list[inspect.Parameter]:
     return params
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _type_hints(obj: Any) -> dict[str, Any]:
     try:
         return typing.get_type_hints(_signature_target(obj))

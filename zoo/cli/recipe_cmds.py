@@ -70,7 +70,9 @@ def check_cmd(
             failed += 1
             console.print(f"[red]FAIL[/red] {file}: {exc}", markup=True, highlight=False)
             continue
-        table = Table(title=f"[green]OK[/green] {file} ({recipe.name}, trainer {recipe.train.trainer})", title_justify="left")
+        table = Table(
+            title=f"[green]OK[/green] {file} ({recipe.name}, trainer {recipe.train.trainer})", title_justify="left"
+        )
         for col in ("block", "kind", "name", "size"):
             table.add_column(col)
         for row in rows:
@@ -95,7 +97,9 @@ def show_cmd(
 
 def swap_cmd(
     file: Path = typer.Argument(..., help="Recipe file."),
-    dotted: str = typer.Argument(..., help="Dotted path of the component block, e.g. model.discriminators.global.discriminator."),
+    dotted: str = typer.Argument(
+        ..., help="Dotted path of the component block, e.g. model.discriminators.global.discriminator."
+    ),
     new_name: str = typer.Argument(..., help="The registered component to put there (same kind)."),
     output: Path = typer.Option(None, "--output", "-o", help="Write the new recipe here (default: print it)."),
 ) -> None:

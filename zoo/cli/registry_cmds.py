@@ -33,7 +33,9 @@ def list_cmd(
         typer.echo(json.dumps([e.as_dict() for e in found], indent=2))
         return
     if fmt != "table":
-        raise UnknownComponentError(f"Unknown --format {fmt!r}.{suggest(fmt, ['table', 'names', 'json'])} Use table, names or json.")
+        raise UnknownComponentError(
+            f"Unknown --format {fmt!r}.{suggest(fmt, ['table', 'names', 'json'])} Use table, names or json."
+        )
     from rich.table import Table
 
     console = _console()
@@ -60,7 +62,9 @@ def _clip(text: str, width: int) -> str:
 
 def _split_filters(filters: list[str]) -> tuple[str | None, str | None]:
     if len(filters) > 2:
-        raise UnknownComponentError("zoo list takes at most a kind and a name pattern, e.g. zoo list generator '*gan*'.")
+        raise UnknownComponentError(
+            "zoo list takes at most a kind and a name pattern, e.g. zoo list generator '*gan*'."
+        )
     kinds = [_as_kind(f) for f in filters]
     if len(filters) == 2 and not any(kinds):
         bad = next((f for f in filters if not any(c in f for c in "*?[")), filters[0])

@@ -28,6 +28,8 @@ from torch import Tensor
 from zoo.editing.color import HSV_EPS, LOGIT_EPS, PROPHOTO_TO_SRGB, SRGB_TO_PROPHOTO
 
 CHUNK_PIXELS = 1 << 15  # 32K pixels: 3 planes of float32 plus temporaries fit a 1 MB L2
+GROUP_PIXELS = 1 << 17  # thumbnails: images per group of the whole pipeline (8 at 64 x 64)
+GROUP_MAX_PIXELS = 1 << 14  # images up to 128 x 128 are edited in groups
 _BIG = 1e30  # (a - b) * BIG clamped to [0, 1] is the exact step [a > b] for any distinct floats in [1e-30, 2]
 
 _T_DEC = 0.04045  # sRGB decode knee
@@ -147,6 +149,20 @@ def lightroom_fused(images: Tensor, p: Tensor, clarity_method: str = "auto") -> 
     Returns:
         Edited images in [0, 1], same shape and dtype (a new tensor).
     """
+    n, _, h, w = images.shape
+    if n > 1 and h * w <= GROUP_MAX_PIXELS:
+        # thumbnails: the whole pipeline per group of images, so that every stage (the float64 guided-filter
+        # buffers included) works in cache instead of streaming the whole batch through memory at each step
+        out = torch.empty_like(images, memory_format=torch.contiguous_format)
+        step = max(1, GROUP_PIXELS // (h * w))
+        for i in range(0, n, step):
+            j = min(n, i + step)
+            out[i:j] = _lightroom_fused(images[i:j], p[i:j], clarity_method)
+        return out
+    return _lightroom_fused(images, p, clarity_method)
+
+
+def _lightroom_fused(images: Tensor, p: Tensor, clarity_method: str) -> Tensor:
     from zoo.editing.kosugi import clarity, dehaze
 
     n, _, h, w = images.shape
