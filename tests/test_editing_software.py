@@ -266,3 +266,63 @@ def test_top_indices_threshold_path_selects_the_top_values():
     idx = _top_indices(dark, 1000)
     ref = dark.topk(1000, dim=1).values
     assert torch.equal(dark.gather(1, idx).sort(dim=1, descending=True).values, ref)
+
+
+@pytest.mark.parametrize("hw,radius,sigma_space", [((64, 64), 2, 1.25), ((45, 70), 1, 0.78), ((160, 120), 8, 5.0)])
+def test_bilateral_exact_opencv_path_equals_tap_loop(hw, radius, sigma_space):
+    """No-grad exact bilateral on the CPU (OpenCV's 8-bit bilateralFilter) against the torch tap loop."""
+    import torch.nn.functional as F
+
+    h, w = hw
+    gen = torch.Generator().manual_seed(radius)
+    x = (torch.rand(3, 3, h, w, generator=gen) * 256).floor()
+    x[1:] = F.avg_pool2d(x[1:], 5, 1, 2).floor()  # smooth images: many taps inside the colour sigma
+    x[2, :, : h // 4] = 255.0
+    with torch.no_grad():
+        fast = filters.bilateral_exact(x, radius, 50.0, sigma_space)
+        xp = F.pad(x, (radius, radius, radius, radius), mode="reflect")
+        loop = filters._bilateral_exact_nograd(x, xp, radius, -0.5 / 50.0**2, -0.5 / sigma_space**2)
+    diff = (fast - loop).abs()
+    assert fast.dtype == x.dtype and fast.shape == x.shape
+    assert diff.max() <= 1.0 and float((diff > 0).float().mean()) < 1e-4  # measured: 0, 0, and 1 pixel at r = 8
+
+
+@pytest.mark.parametrize("shape,size", [((8, 1, 64, 64), 10), ((2, 1, 77, 103), 5), ((3, 1, 20, 31), 10),
+                                        ((1, 1, 5, 7), 10)])  # fmt: skip
+def test_guided_coefficients_integral_image_agrees_with_separable_boxes(shape, size):
+    """The integral-image box of the no-grad guided filter against box_filter's separable cumulative sums."""
+    gen = torch.Generator().manual_seed(size)
+    g = torch.rand(shape, generator=gen, dtype=torch.float64)
+    t = 0.3 * torch.rand(shape, generator=gen, dtype=torch.float64) + 0.5 * g
+    eps = 1e-4 / 255.0**2
+    ab = filters.guided_coefficients(t, g, size, eps)
+    box = lambda v: filters.box_filter(v, size)  # noqa: E731
+    mg, mt = box(g), box(t)
+    a = (box(g * t) - mt * mg) / (box(g * g) - mg * mg + eps)
+    ref = torch.cat([box(a), box(mt - a * mg)], dim=1)
+    assert ab.shape == ref.shape and (ab - ref).abs().max() < 1e-10  # measured: 2e-13
+
+
+def test_thumbnail_groups_equal_one_whole_batch(lr):
+    """Thumbnails are edited in groups of images (cache-sized); the result equals one pass over the batch."""
+    from zoo.editing import fused
+
+    gen = torch.Generator().manual_seed(11)
+    x = torch.rand(19, 3, 64, 64, generator=gen)
+    p = torch.rand(19, 12, generator=gen) * 2 - 1
+    p[3, :2] = 0.0
+    with torch.no_grad():
+        grouped = lr.apply_fused(x, p)
+        whole = fused._lightroom_fused(x, lr.check_params(p, 19, x), lr.clarity_method)
+    assert fused.GROUP_PIXELS // (64 * 64) < 19  # several groups, the last one partial
+    assert torch.equal(grouped, whole)
+
+
+def test_check_images_one_pass_still_names_nan_inf_and_range(lr):
+    x = torch.rand(2, 3, 8, 8)
+    for bad, word in ((float("nan"), "NaN"), (float("inf"), "NaN or Inf"), (-float("inf"), "NaN or Inf"),
+                      (1.5, "values in")):  # fmt: skip
+        y = x.clone()
+        y[1, 2, 3, 4] = bad
+        with pytest.raises(InputError, match=word):
+            lr.apply(y, lr.neutral(2))

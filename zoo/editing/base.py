@@ -76,10 +76,10 @@ def check_images(images: Any, who: str) -> Tensor:
     if images.shape[0] == 0 or images.shape[2] == 0 or images.shape[3] == 0:
         raise InputError(f"{expect}; got an empty tensor of shape {tuple(images.shape)}.")
     with torch.no_grad():
-        finite = bool(torch.isfinite(images).all())
-        if not finite:
+        lo_t, hi_t = torch.aminmax(images)  # one pass; NaN propagates, +-Inf falls outside [0, 1]
+        lo, hi = float(lo_t), float(hi_t)
+        if not (lo >= 0.0 and hi <= 1.0) and not bool(torch.isfinite(images).all()):
             raise InputError(f"{expect}; the images contain NaN or Inf.")
-        lo, hi = float(images.min()), float(images.max())
     if lo < 0.0 or hi > 1.0:
         raise InputError(f"{expect}; got values in [{lo:.4g}, {hi:.4g}] (clamp or rescale them first).")
     return images

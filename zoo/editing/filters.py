@@ -176,6 +176,13 @@ def guided_coefficients(tl: Tensor, gl: Tensor, size: int, eps: float) -> Tensor
     buf[:, 1:2] = tl
     torch.mul(gl, gl, out=buf[:, 2:3])
     torch.mul(gl, tl, out=buf[:, 3:4])
+    if max(size // 2 + 1, size - 1 - size // 2) < min(hl, wl):  # both pads inside the image: integral image
+        stats = _box2d_integral(buf, size)
+        mg, mt, cgg, cgt = stats[:, 0:1], stats[:, 1:2], stats[:, 2:3], stats[:, 3:4]
+        a = cgg.addcmul_(mg, mg, value=-1.0).add_(eps)  # var + eps
+        a = torch.div(cgt.addcmul_(mt, mg, value=-1.0), a, out=stats[:, 2:3])  # cov / (var + eps)
+        torch.addcmul(mt, a, mg, value=-1.0, out=stats[:, 3:4])  # b = mean_t - a mean_g
+        return _box2d_integral(stats[:, 2:4], size)
     # box along W, transpose, box along H: the statistics come out transposed (N x 4 x W x H)
     stats = _box_last(_box_last(buf, size).mT.contiguous(), size)
     mg, mt, cgg, cgt = stats[:, 0:1], stats[:, 1:2], stats[:, 2:3], stats[:, 3:4]
@@ -183,6 +190,24 @@ def guided_coefficients(tl: Tensor, gl: Tensor, size: int, eps: float) -> Tensor
     a = torch.div(cgt.addcmul_(mt, mg, value=-1.0), a, out=stats[:, 2:3])  # cov / (var + eps)
     torch.addcmul(mt, a, mg, value=-1.0, out=stats[:, 3:4])  # b = mean_t - a mean_g
     return _box_last(_box_last(stats[:, 2:4].contiguous(), size).mT.contiguous(), size)
+
+
+def _box2d_integral(x: Tensor, size: int) -> Tensor:
+    """Box mean (reflect-101) of ``N x C x H x W`` from one padded integral image (float64 inputs), no autograd.
+
+    One two-sided reflect pad (with a zeroed leading row and column), two in-place cumulative sums and the
+    four-corner difference: fewer passes than two separable boxes with a transpose. Pads must be < H, W.
+    """
+    h, w = x.shape[-2:]
+    lo = size // 2
+    hi = size - 1 - lo
+    s = F.pad(x, (lo + 1, hi, lo + 1, hi), mode="reflect")
+    s[:, :, 0].zero_()
+    s[:, :, :, 0].zero_()
+    s.cumsum_(3).cumsum_(2)
+    out = torch.sub(s[:, :, size : size + h, size : size + w], s[:, :, :h, size : size + w])
+    out.sub_(s[:, :, size : size + h, :w]).add_(s[:, :, :h, :w])
+    return out.mul_(1.0 / (size * size))
 
 
 def bilinear_rows(n_in: int, n_out: int) -> tuple[Tensor, Tensor, Tensor]:
@@ -331,10 +356,10 @@ def bilateral_exact(img: Tensor, radius: int, sigma_color: float, sigma_space: f
     cc = -0.5 / (sigma_color * sigma_color)
     sc = -0.5 / (sigma_space * sigma_space)
     n, c, h, w = img.shape
+    if not (torch.is_grad_enabled() and img.requires_grad) and _cv2_bilateral_ok(img):
+        return _bilateral_exact_cv2(img, radius, sigma_color, sigma_space)
     xp = _pad_dim(_pad_dim(img, 2, radius, radius, "reflect101"), 3, radius, radius, "reflect101")
     if not (torch.is_grad_enabled() and img.requires_grad):
-        if _cv2_bilateral_ok(img):
-            return _bilateral_exact_cv2(img, radius, sigma_color, sigma_space)
         return _bilateral_exact_nograd(img, xp, radius, cc, sc)
     num = torch.zeros_like(img)
     den = torch.zeros((n, 1, h, w), dtype=img.dtype, device=img.device)

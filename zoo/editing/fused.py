@@ -28,7 +28,7 @@ from torch import Tensor
 from zoo.editing.color import HSV_EPS, LOGIT_EPS, PROPHOTO_TO_SRGB, SRGB_TO_PROPHOTO
 
 CHUNK_PIXELS = 1 << 15  # 32K pixels: 3 planes of float32 plus temporaries fit a 1 MB L2
-GROUP_PIXELS = 1 << 17  # thumbnails: images per group of the whole pipeline (8 at 64 x 64)
+GROUP_PIXELS = 1 << 15  # thumbnails: images per group of the whole pipeline (8 at 64 x 64)
 GROUP_MAX_PIXELS = 1 << 14  # images up to 128 x 128 are edited in groups
 _BIG = 1e30  # (a - b) * BIG clamped to [0, 1] is the exact step [a > b] for any distinct floats in [1e-30, 2]
 
