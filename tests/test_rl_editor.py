@@ -168,3 +168,20 @@ def test_zoo_enhance_writes_named_slider_sidecars(tmp_path) -> None:
     with torch.no_grad():
         expect = editor(torch.from_numpy(img).permute(2, 0, 1)[None].float() / 255)["params"][0]
     assert [params[n] for n in editor.names] == pytest.approx(expect.tolist(), abs=1e-6)
+
+
+@pytest.mark.parametrize("hw", [(64, 64), (65, 64), (100, 73), (321, 481), (64, 999)])
+def test_area_thumbnail_equals_the_dense_area_resize(hw):
+    """The segment-sum area resize equals the dense definition: each output cell averages what it covers."""
+    from zoo.rl.editor import area_thumbnail
+
+    def coverage(n_in: int, n_out: int) -> torch.Tensor:
+        edges = torch.arange(n_out + 1, dtype=torch.float64) * (n_in / n_out)
+        pix = torch.arange(n_in, dtype=torch.float64)[None, :]
+        overlap = (torch.minimum(edges[1:, None], pix + 1) - torch.maximum(edges[:-1, None], pix)).clamp_min(0)
+        return overlap * (n_out / n_in)
+
+    h, w = hw
+    x = torch.rand(2, 3, h, w, dtype=torch.float64, generator=torch.Generator().manual_seed(h * w))
+    expected = coverage(h, 64) @ x @ coverage(w, 64).t()
+    torch.testing.assert_close(area_thumbnail(x, 64, quantize=False), expected, rtol=0, atol=1e-12)

@@ -26,22 +26,31 @@ from zoo.rl.common import select_actions
 PAPER = "Kosugi & Yamasaki, AAAI 2020"
 
 
-def _area_matrix(n_in: int, n_out: int, dtype: torch.dtype, device: torch.device) -> Tensor:
-    """``n_out x n_in`` weights of an exact area resize: each output cell averages the input it covers."""
-    scale = n_in / n_out
-    edges = torch.arange(n_out + 1, dtype=torch.float64, device=device) * scale  # output cells in input units
-    lo, hi = edges[:-1, None], edges[1:, None]
-    pix = torch.arange(n_in, dtype=torch.float64, device=device)[None, :]
-    overlap = (torch.minimum(hi, pix + 1) - torch.maximum(lo, pix)).clamp_min(0)
-    return (overlap / scale).to(dtype)
+def _area_1d(x: Tensor, n_out: int) -> Tensor:
+    """Exact area average along the last dim (OpenCV ``INTER_AREA`` coverage).
+
+    The prefix-sum function ``S`` of a piecewise-constant signal is piecewise linear, so the integral over a cell
+    with fractional edges ``e`` is ``S(e1) - S(e0)`` with ``S(e) = S(floor e) + frac(e) x[floor e]``. ``S`` is only
+    needed at the ``n_out + 1`` integer floors, i.e. from ``n_out`` segment sums: one reduction pass over the input.
+    """
+    n_in = x.shape[-1]
+    edges = torch.arange(n_out + 1, dtype=torch.float64) * (n_in / n_out)
+    k = edges.floor().long().clamp_(max=n_in - 1)  # the last edge (n_in) becomes S(n_in - 1) + 1 * x[n_in - 1]
+    frac = (edges - k).to(device=x.device)
+    ks = k.tolist()
+    segs = torch.stack([x[..., a:b].sum(-1) for a, b in zip(ks[:-1], ks[1:], strict=True)], dim=-1).double()
+    prefix = torch.cat([torch.zeros_like(segs[..., :1]), segs.cumsum(-1)], dim=-1)  # S at the integer floors
+    at_edges = prefix + x[..., k.to(x.device)].double() * frac
+    return ((at_edges[..., 1:] - at_edges[..., :-1]) * (n_out / n_in)).to(x.dtype)
 
 
 def area_thumbnail(images: Tensor, size: int = 64, quantize: bool = True) -> Tensor:
     """Resize a batch to ``size x size`` by area averaging (the aspect ratio is squashed, as in the reference).
 
-    Shrinking is OpenCV's ``INTER_AREA`` (fractional pixel coverage), computed as two small matrix products, so a
-    12-megapixel photo costs one pass over its pixels. Enlarging (inputs smaller than ``size``) falls back to
-    bilinear interpolation, which is what ``INTER_AREA`` does then.
+    Shrinking is OpenCV's ``INTER_AREA`` (fractional pixel coverage), computed from segment sums along the width
+    and then the height (:func:`_area_1d`), so a 12-megapixel photo costs one reduction pass over its pixels.
+    Enlarging (inputs smaller than ``size``) falls back to bilinear interpolation, which is what ``INTER_AREA``
+    does then.
 
     Args:
         images: ``N x 3 x H x W`` float in [0, 1].
@@ -57,9 +66,7 @@ def area_thumbnail(images: Tensor, size: int = 64, quantize: bool = True) -> Ten
         x = F.interpolate(x, size=(max(h, size), max(w, size)), mode="bilinear", align_corners=False)
         h, w = x.shape[-2:]
     if (h, w) != (size, size):
-        wh = _area_matrix(h, size, x.dtype, x.device)
-        ww = _area_matrix(w, size, x.dtype, x.device)
-        x = torch.matmul(torch.matmul(wh, x), ww.t())  # (size x H) @ (.. H x W) @ (W x size)
+        x = _area_1d(_area_1d(x, size).transpose(-1, -2), size).transpose(-1, -2)
     if quantize:
         x = torch.round(x.clamp(0, 1) * 255.0) / 255.0
     return x.contiguous()
