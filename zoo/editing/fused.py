@@ -3,6 +3,8 @@
 Same maths as the operator-by-operator chain (:mod:`zoo.editing.kosugi`, :mod:`zoo.editing.color`), rewritten
 for speed when no gradient is needed (:meth:`LightroomBasic.apply` picks it; the chain stays the autograd path):
 
+- thumbnails (up to 128 x 128) run the whole pipeline per group of about :data:`GROUP_PIXELS` pixels of images,
+  so the filters' buffers stay in cache too;
 - the pointwise stages run on chunks of about :data:`CHUNK_PIXELS` pixels (rows of one photo, or a group of
   thumbnails) with in-place ops, so the working set stays in the CPU caches and temporaries stay small;
 - ``where`` with a boolean mask (slow on CPU) is replaced by exact algebra: each piecewise colour curve is
