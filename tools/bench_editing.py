@@ -71,7 +71,7 @@ def load_average() -> str:
 
 
 def run(quick: bool = False, threads: int | None = DEFAULT_THREADS) -> list[dict]:
-    """Run the editing benchmarks; returns one dict per row (name, value, unit, target, ok, note)."""
+    """Run the editing benchmarks; returns one dict per row (benchmark, case, value, unit, target, ok, notes)."""
     import torch
 
     if threads:
@@ -93,25 +93,59 @@ def run(quick: bool = False, threads: int | None = DEFAULT_THREADS) -> list[dict
         p = params(64)
         t = _median_time(lambda: sw.apply(x, p), repeats=3 if quick else 9)
         tc = _median_time(lambda: sw.apply_chain(x, p), repeats=3)
-        rows.append(dict(name="lightroom_basic, batch 64 @ 64x64", value=round(64 / t, 1), unit="images/s",
-                         target=">= 2000", ok=64 / t >= 2000,
-                         note=f"{t * 1000:.1f} ms per batch; operator chain {64 / tc:.0f} images/s"))  # fmt: skip
+        rows.append(
+            dict(
+                benchmark="editing",
+                case="lightroom_basic, batch 64 @ 64x64",
+                value=round(64 / t, 1),
+                unit="images/s",
+                target=">= 2000",
+                ok=64 / t >= 2000,
+                notes=f"{t * 1000:.1f} ms per batch; operator chain {64 / tc:.0f} images/s",
+            )
+        )
         x = torch.rand(1, 3, 384, 512)
         p = params(1)
         t = _median_time(lambda: sw.apply(x, p), repeats=3 if quick else 9)
         tc = _median_time(lambda: sw.apply_chain(x, p), repeats=3)
-        rows.append(dict(name="lightroom_basic, one 512x384 image", value=round(t * 1000, 1), unit="ms",
-                         target="<= 35", ok=t * 1000 <= 35,
-                         note=f"{0.69 / t:.1f}x the reference's 0.69 s; operator chain {tc * 1000:.0f} ms"))  # fmt: skip
+        rows.append(
+            dict(
+                benchmark="editing",
+                case="lightroom_basic, one 512x384 image",
+                value=round(t * 1000, 1),
+                unit="ms",
+                target="<= 35",
+                ok=t * 1000 <= 35,
+                notes=f"{0.69 / t:.1f}x the reference's 0.69 s; operator chain {tc * 1000:.0f} ms",
+            )
+        )
     script = _BIG_SCRIPT.format(root=str(ROOT), repeats=1 if quick else 3, threads=torch.get_num_threads())
     res = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     big = json.loads(res.stdout.strip().splitlines()[-1])
     t = statistics.median(big["times"])
     mem_gb = big["peak_delta_kb"] / 1024**2
-    rows.append(dict(name="lightroom_basic, one 4000x3000 photo", value=round(t, 2), unit="s", target="< 2",
-                     ok=t < 2, note=f"median of {len(big['times'])}"))  # fmt: skip
-    rows.append(dict(name="lightroom_basic, 4000x3000 peak memory", value=round(mem_gb, 2), unit="GB",
-                     target="< 2", ok=mem_gb < 2, note="peak RSS delta during the edit (ru_maxrss, fresh process)"))  # fmt: skip
+    rows.append(
+        dict(
+            benchmark="editing",
+            case="lightroom_basic, one 4000x3000 photo",
+            value=round(t, 2),
+            unit="s",
+            target="< 2",
+            ok=t < 2,
+            notes=f"median of {len(big['times'])}",
+        )
+    )
+    rows.append(
+        dict(
+            benchmark="editing",
+            case="lightroom_basic, 4000x3000 peak memory",
+            value=round(mem_gb, 2),
+            unit="GB",
+            target="< 2",
+            ok=mem_gb < 2,
+            notes="peak RSS delta during the edit (ru_maxrss, fresh process)",
+        )
+    )
     return rows
 
 
@@ -127,18 +161,23 @@ def markdown(rows: list[dict]) -> str:
         "|---|---|---|---|",
     ]
     for r in rows:
-        lines.append(f"| {r['name']} | {r['value']} {r['unit']} ({r['note']}) | {r['target']} {r['unit']} | "
-                     f"{'yes' if r['ok'] else 'no'} |")  # fmt: skip
+        lines.append(
+            f"| {r['case']} | {r['value']} {r['unit']} ({r['notes']}) | {r['target']} {r['unit']} | "
+            f"{'yes' if r['ok'] else 'no'} |"
+        )
     return "\n".join(lines)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="fewer repeats")
-    parser.add_argument("--threads", type=int, default=DEFAULT_THREADS,
-                        help=f"torch.set_num_threads (default {DEFAULT_THREADS}, this machine's cores)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=DEFAULT_THREADS,
+        help=f"torch.set_num_threads (default {DEFAULT_THREADS}, this machine's cores)",
+    )
     args = parser.parse_args()
-    import torch
 
     print(f"load average before: {load_average()}", file=sys.stderr)
     rows = run(quick=args.quick, threads=args.threads)

@@ -8,7 +8,7 @@ row with keys ``benchmark, case, value, unit, target, notes`` (values are median
 | area | script |
 |---|---|
 | editing (issue 3: lightroom_basic throughput, 12 MP time and peak memory) | ``tools/bench_editing.py`` |
-| generator (issue 4: eager / channels_last + BN folded / onnxruntime) | ``tools/bench_generator.py`` |
+| generator (issue 4: eager / the zoo path (prepare_for_inference) / onnxruntime) | ``tools/bench_generator.py`` |
 | rl (issue 5: agent updates per second, 12 MP inference) | ``tools/bench_rl.py`` |
 | niqe (issue 7: one 1 MP photo, and the 64 DICM photos) | this file |
 
