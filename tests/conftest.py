@@ -14,6 +14,7 @@ os.environ.setdefault("MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING", "false")
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("ZOO_SHARED_DIR", ROOT.parent / "shared"))
 
+
 # Parameters the registry-wide tests pass to components whose constructor has required parameters
 # (a path, say). Keyed by (kind, name); values may be callables taking the `shared_dir`-or-None.
 def _recipe_using(trainer: str):

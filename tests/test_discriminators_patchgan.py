@@ -41,8 +41,13 @@ def test_patchgan_bad_input():
 
 
 def local(**kw):
-    block = {"name": "local_patches", "discriminator": {"name": "patchgan_nonorm", "n_layers": 2, "ndf": 4},
-             "n_patches": 3, "patch_size": 16, **kw}
+    block = {
+        "name": "local_patches",
+        "discriminator": {"name": "patchgan_nonorm", "n_layers": 2, "ndf": 4},
+        "n_patches": 3,
+        "patch_size": 16,
+        **kw,
+    }
     return create("discriminator", block)
 
 

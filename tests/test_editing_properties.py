@@ -134,7 +134,11 @@ def test_finite_gradients(kind, name, seed, side):
     x = torch.rand(2, 3, side, side + 3, generator=gen).requires_grad_(True)
     lo, hi = ranges(obj)
     # include both range ends (e.g. sqrt(p + 1) at p = -1)
-    p = torch.stack([lo, hi]).clone().requires_grad_(True) if seed % 2 else random_params(obj, 2, gen).requires_grad_(True)
+    p = (
+        torch.stack([lo, hi]).clone().requires_grad_(True)
+        if seed % 2
+        else random_params(obj, 2, gen).requires_grad_(True)
+    )
     out = run(obj, x, p)
     (out * torch.rand_like(out)).sum().backward()
     assert torch.isfinite(x.grad).all() and torch.isfinite(p.grad).all()
@@ -195,7 +199,6 @@ def test_pointwise_commutes_with_downsampling(name, seed, f):
 
 
 def _measure(kind: str, x_native, out_native, space: str):
-    rgb_in = convert(x_native, space, "prophoto") if space not in ("srgb", "prophoto") else x_native
     rgb_out = convert(out_native, space, "prophoto") if space not in ("srgb", "prophoto") else out_native
     if kind == "luminance":
         return rgb_out.mean()

@@ -149,8 +149,22 @@ def test_cli_edit(tmp_path):
     (tmp_path / "broken.png").write_bytes(b"not an image")
     out = tmp_path / "out"
     runner = CliRunner()
-    res = runner.invoke(app, ["edit", str(tmp_path / "a.png"), str(tmp_path / "b.jpg"), str(tmp_path / "broken.png"),
-                              "--set", "exposure=0.3", "--set", "contrast=0.1", "--out", str(out), "--quiet"])  # fmt: skip
+    res = runner.invoke(
+        app,
+        [
+            "edit",
+            str(tmp_path / "a.png"),
+            str(tmp_path / "b.jpg"),
+            str(tmp_path / "broken.png"),
+            "--set",
+            "exposure=0.3",
+            "--set",
+            "contrast=0.1",
+            "--out",
+            str(out),
+            "--quiet",
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert "skipped" in res.output and "broken.png" in res.output
     assert Image.open(out / "a.png").size == (50, 40) and Image.open(out / "b.jpg").size == (20, 30)

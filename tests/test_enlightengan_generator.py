@@ -44,7 +44,7 @@ def official_state_dict(c: int = 32, seed: int = 0) -> dict[str, torch.Tensor]:
 
 def official_forward(sd: dict[str, torch.Tensor], x01: torch.Tensor) -> torch.Tensor:
     """The released forward (use_norm=1, self_attention, times_residual, skip=1) from the flat official names."""
-    p = {k[len("module."):]: v for k, v in sd.items()}
+    p = {k[len("module.") :]: v for k, v in sd.items()}
     inp = x01 * 2 - 1
     r, g_, b = inp[:, 0:1] + 1, inp[:, 1:2] + 1, inp[:, 2:3] + 1
     gray = 1.0 - (0.299 * r + 0.587 * g_ + 0.114 * b) / 2.0  # the official data loader's A_gray
@@ -68,8 +68,15 @@ def official_forward(sd: dict[str, torch.Tensor], x01: torch.Tensor) -> torch.Te
         t = F.leaky_relu(F.conv2d(t, p[f"{name}.weight"], p[f"{name}.bias"], padding=1), 0.2)
         if bn_name is None:
             return t
-        return F.batch_norm(t, p[f"{bn_name}.running_mean"], p[f"{bn_name}.running_var"], p[f"{bn_name}.weight"],
-                            p[f"{bn_name}.bias"], training=False, eps=1e-5)
+        return F.batch_norm(
+            t,
+            p[f"{bn_name}.running_mean"],
+            p[f"{bn_name}.running_var"],
+            p[f"{bn_name}.weight"],
+            p[f"{bn_name}.bias"],
+            training=False,
+            eps=1e-5,
+        )
 
     x = block("conv1_1", "bn1_1", torch.cat((inp, gray), 1))
     skips = []

@@ -14,15 +14,27 @@ from zoo.train.gan import GANTrainer, linear_decay
 from .conftest import ROOT
 
 TINY = [
-    "data.name=synthetic", "data.size=4", "data.height=40", "data.width=40", "data.crop_size=32",
-    "train.batch_size=2", "train.steps=3", "train.device=cpu", "train.samples=0", "tracking.enabled=false",
+    "data.name=synthetic",
+    "data.size=4",
+    "data.height=40",
+    "data.width=40",
+    "data.crop_size=32",
+    "train.batch_size=2",
+    "train.steps=3",
+    "train.device=cpu",
+    "train.samples=0",
+    "tracking.enabled=false",
     "model.generator.base_channels=4",
-    "model.discriminators.global.network.n_layers=3", "model.discriminators.global.network.ndf=8",
-    "model.discriminators.local.network.patch_size=16", "model.discriminators.local.network.n_patches=2",
+    "model.discriminators.global.network.n_layers=3",
+    "model.discriminators.global.network.ndf=8",
+    "model.discriminators.local.network.patch_size=16",
+    "model.discriminators.local.network.n_patches=2",
     "model.discriminators.local.network.discriminator.n_layers=2",
     "model.discriminators.local.network.discriminator.ndf=8",
-    "model.losses.sfp.loss.pretrained=false", "model.losses.sfp.loss.backbone=resnet18",
-    "model.losses.sfp.loss.layer=layer1", "model.losses.sfp.loss.skip=[]",
+    "model.losses.sfp.loss.pretrained=false",
+    "model.losses.sfp.loss.backbone=resnet18",
+    "model.losses.sfp.loss.layer=layer1",
+    "model.losses.sfp.loss.skip=[]",
 ]
 
 

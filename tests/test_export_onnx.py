@@ -43,9 +43,17 @@ def test_cli_export_checkpoint_dynamic_sizes_match_pytorch(tmp_path, recipe_file
             m.running_mean.uniform_(-0.2, 0.2)
             m.running_var.uniform_(0.5, 1.5)
     ckpt = tmp_path / "last.pt"
-    save_checkpoint({"format": "enhance-zoo-checkpoint", "version": 1, "step": 1,
-                     "recipe": load_recipe(recipe_file).to_dict(),
-                     "modules": {"generator": gen.state_dict()}, "generator_from": "generator"}, ckpt)
+    save_checkpoint(
+        {
+            "format": "enhance-zoo-checkpoint",
+            "version": 1,
+            "step": 1,
+            "recipe": load_recipe(recipe_file).to_dict(),
+            "modules": {"generator": gen.state_dict()},
+            "generator_from": "generator",
+        },
+        ckpt,
+    )
     out = tmp_path / "g.onnx"
     res = CliRunner().invoke(app, ["export", "--checkpoint", str(ckpt), "--onnx", str(out)])
     assert res.exit_code == 0, res.output
@@ -63,12 +71,23 @@ def test_cli_export_from_a_recipe_builds_its_generator(tmp_path, recipe_file, mo
 
     def fake_export(generator, path, **kw):
         seen["gen"] = generator
-        return zoo.export.ExportReport(path=tmp_path / "r.yaml", opset=18, max_abs_diff=0.0, checked_size=(8, 8),
-                                       max_width=None)
+        return zoo.export.ExportReport(
+            path=tmp_path / "r.yaml", opset=18, max_abs_diff=0.0, checked_size=(8, 8), max_width=None
+        )
 
     monkeypatch.setattr(zoo.export, "export_onnx", fake_export)
-    res = CliRunner().invoke(app, ["export", "--recipe", str(recipe_file), "--set", "model.generator.base_channels=2",
-                                   "--onnx", str(tmp_path / "x.onnx")])
+    res = CliRunner().invoke(
+        app,
+        [
+            "export",
+            "--recipe",
+            str(recipe_file),
+            "--set",
+            "model.generator.base_channels=2",
+            "--onnx",
+            str(tmp_path / "x.onnx"),
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert isinstance(seen["gen"], EnlightenGANUNet) and seen["gen"].head.in_channels == 2
 

@@ -42,8 +42,17 @@ def test_values_gradients_and_frozen_backbone(sfp):
 
 def test_preprocessing_options_differ():
     torch.manual_seed(0)
-    a = create("loss", {"name": "self_feature_preserving", "pretrained": False, "backbone": "resnet18",
-                        "layer": "layer1", "skip": [], "preprocess": "caffe"})
+    a = create(
+        "loss",
+        {
+            "name": "self_feature_preserving",
+            "pretrained": False,
+            "backbone": "resnet18",
+            "layer": "layer1",
+            "skip": [],
+            "preprocess": "caffe",
+        },
+    )
     x = torch.rand(1, 3, 32, 32)
     caffe = a._prepare(x)
     assert torch.allclose(caffe[:, 0], x[:, 2] * 255) and torch.allclose(caffe[:, 2], x[:, 0] * 255)  # BGR 0-255
@@ -59,8 +68,17 @@ def test_any_timm_backbone_and_weights_from_a_local_file(tmp_path):
     ref = timm.create_model("resnet18", pretrained=False, num_classes=0)
     file = tmp_path / "resnet18.pth"
     torch.save(ref.state_dict(), file)
-    loss = create("loss", {"name": "self_feature_preserving", "pretrained": True, "backbone": "resnet18",
-                           "layer": "layer1", "skip": [], "weights": str(file)})
+    loss = create(
+        "loss",
+        {
+            "name": "self_feature_preserving",
+            "pretrained": True,
+            "backbone": "resnet18",
+            "layer": "layer1",
+            "skip": [],
+            "weights": str(file),
+        },
+    )
     assert loss.missing_weights is None
     assert torch.equal(loss.backbone.model.conv1.weight, ref.conv1.weight)
     x = torch.rand(1, 3, 32, 32)
@@ -74,8 +92,16 @@ def test_missing_weights_say_how_to_provide_them(monkeypatch, caplog):
 
     monkeypatch.setattr(content, "_hf_cached_weights", lambda hub_id: None)  # no cache, never the network
     with caplog.at_level(logging.WARNING, logger="zoo.losses"):
-        loss = create("loss", {"name": "self_feature_preserving", "pretrained": True, "backbone": "resnet18",
-                               "layer": "layer1", "skip": []})
+        loss = create(
+            "loss",
+            {
+                "name": "self_feature_preserving",
+                "pretrained": True,
+                "backbone": "resnet18",
+                "layer": "layer1",
+                "skip": [],
+            },
+        )
     with pytest.raises(TrainingError) as err:
         loss.check_ready()
     msg = str(err.value)
@@ -86,15 +112,31 @@ def test_missing_weights_say_how_to_provide_them(monkeypatch, caplog):
 
 def test_random_backbone_is_logged_loudly(caplog):
     with caplog.at_level(logging.WARNING, logger="zoo.losses"):
-        create("loss", {"name": "self_feature_preserving", "pretrained": False, "backbone": "resnet18",
-                        "layer": "layer1", "skip": []})
+        create(
+            "loss",
+            {
+                "name": "self_feature_preserving",
+                "pretrained": False,
+                "backbone": "resnet18",
+                "layer": "layer1",
+                "skip": [],
+            },
+        )
     assert "RANDOM weights" in caplog.text
 
 
 def test_bad_parameters():
     with pytest.raises(ParameterError, match="no module 'layer9'"):
-        create("loss", {"name": "self_feature_preserving", "pretrained": False, "backbone": "resnet18",
-                        "layer": "layer9", "skip": []})
+        create(
+            "loss",
+            {
+                "name": "self_feature_preserving",
+                "pretrained": False,
+                "backbone": "resnet18",
+                "layer": "layer9",
+                "skip": [],
+            },
+        )
     with pytest.raises(ParameterError, match="timm has no model"):
         create("loss", {"name": "self_feature_preserving", "pretrained": False, "backbone": "vgg1600"})
     with pytest.raises(ParameterError, match="does not exist"):

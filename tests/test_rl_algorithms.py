@@ -103,8 +103,9 @@ def test_a2c_single_step_matches_hand_computed_gradient() -> None:
 def test_ppo_clips_the_ratio() -> None:
     """With the old log-probs far below the new ones (ratio >> 1+eps) and A > 0, the surrogate has no gradient."""
     policy = TablePolicy(k=1, levels=3)
-    algo = create("algorithm", {"name": "ppo", "epochs": 1, "entropy_coef": 0.0, "value_coef": 0.0,
-                                "normalize_advantage": False})
+    algo = create(
+        "algorithm", {"name": "ppo", "epochs": 1, "entropy_coef": 0.0, "value_coef": 0.0, "normalize_advantage": False}
+    )
     algo.bind(policy)
     obs = torch.zeros(4, 1)
     actions = torch.zeros(4, 1, dtype=torch.long)

@@ -155,15 +155,39 @@ def test_zoo_enhance_writes_named_slider_sidecars(tmp_path) -> None:
     rng = np.random.default_rng(0)
     img = (rng.random((80, 120, 3)) * 120).astype(np.uint8)
     Image.fromarray(img).save(tmp_path / "in.png")
-    res = CliRunner().invoke(app, ["enhance", str(tmp_path / "in.png"), "--out", str(tmp_path / "out"),
-                                   "--recipe", str(recipe), "--device", "cpu", "--quiet"])
+    res = CliRunner().invoke(
+        app,
+        [
+            "enhance",
+            str(tmp_path / "in.png"),
+            "--out",
+            str(tmp_path / "out"),
+            "--recipe",
+            str(recipe),
+            "--device",
+            "cpu",
+            "--quiet",
+        ],
+    )
     assert res.exit_code == 0, res.output
     sidecars = list((tmp_path / "out").rglob("*.json"))
     assert len(sidecars) == 1
     data = json.loads(sidecars[0].read_text())
     params = data["params"]
-    assert list(params) == ["dehaze", "clarity", "contrast", "exposure", "temp", "tint", "whites", "blacks",
-                            "highlights", "shadows", "vibrance", "saturation"]
+    assert list(params) == [
+        "dehaze",
+        "clarity",
+        "contrast",
+        "exposure",
+        "temp",
+        "tint",
+        "whites",
+        "blacks",
+        "highlights",
+        "shadows",
+        "vibrance",
+        "saturation",
+    ]
     editor = create("generator", {"name": "rl_editor", "weights": str(weights)}).eval()
     with torch.no_grad():
         expect = editor(torch.from_numpy(img).permute(2, 0, 1)[None].float() / 255)["params"][0]

@@ -84,9 +84,20 @@ def _raw(tmp_path: Path, **train) -> dict:
         "seed": 0,
         "data": {"name": "synthetic", "size": 8, "height": 40, "width": 56, "resize": 64},
         "model": {"generator": {"name": "rl_editor"}, "algorithm": {"name": "a2c", "lr": 1e-3}},
-        "train": {"trainer": "rl", "steps": 3, "batch_size": 4, "critic_steps": 2, "replay_size": 6,
-                  "checkpoint_every": 3, "log_every": 1, "sample_every": 100, "samples": 2,
-                  "out_dir": str(tmp_path / "runs"), "device": "cpu", **train},
+        "train": {
+            "trainer": "rl",
+            "steps": 3,
+            "batch_size": 4,
+            "critic_steps": 2,
+            "replay_size": 6,
+            "checkpoint_every": 3,
+            "log_every": 1,
+            "sample_every": 100,
+            "samples": 2,
+            "out_dir": str(tmp_path / "runs"),
+            "device": "cpu",
+            **train,
+        },
         "tracking": {"enabled": False},
     }
 
@@ -126,8 +137,16 @@ def test_a_few_cpu_steps_train_every_part(tmp_path, algorithm: str) -> None:
     for metrics in seen:
         assert all(torch.isfinite(torch.tensor(v)) for v in metrics.values()), metrics
     keys = set(seen[0])
-    assert {"reward/mean", "reward/adversarial", "reward/penalty", "critic/real", "critic/edited",
-            "policy/entropy", "slider/exposure", "slider/saturation"} <= keys
+    assert {
+        "reward/mean",
+        "reward/adversarial",
+        "reward/penalty",
+        "critic/real",
+        "critic/edited",
+        "policy/entropy",
+        "slider/exposure",
+        "slider/saturation",
+    } <= keys
     assert ("policy/value_loss" in keys) == (algorithm != "reinforce")
     m = seen[-1]
     assert m["reward/mean"] == pytest.approx(m["reward/adversarial"] - m["reward/penalty"], abs=1e-4)

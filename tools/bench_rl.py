@@ -114,17 +114,28 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
     ]
     if not quick:
         ppo = bench_updates(algorithm="ppo", repeats=3)
-        rows.append({
-            "benchmark": "rl_update", "case": "ppo (4 epochs), batch 20, 64x64, 5 critic steps",
-            "value": round(ppo["median"], 2), "unit": "updates/s", "target": "", "notes": f"{threads} thread(s)",
-        })
+        rows.append(
+            {
+                "benchmark": "rl_update",
+                "case": "ppo (4 epochs), batch 20, 64x64, 5 critic steps",
+                "value": round(ppo["median"], 2),
+                "unit": "updates/s",
+                "target": "",
+                "notes": f"{threads} thread(s)",
+            }
+        )
     h, w = (1500, 2000) if quick else (3000, 4000)
     inf = bench_inference(h, w, repeats=1 if quick else 3)
-    rows.append({
-        "benchmark": "rl_infer", "case": f"rl_editor eval, {w}x{h} ({h * w / 1e6:.0f} MP)",
-        "value": round(inf["median"], 3), "unit": "s/image", "target": "",
-        "notes": f"thumbnail + policy alone: {inf['decide'] * 1000:.0f} ms; {threads} thread(s)",
-    })
+    rows.append(
+        {
+            "benchmark": "rl_infer",
+            "case": f"rl_editor eval, {w}x{h} ({h * w / 1e6:.0f} MP)",
+            "value": round(inf["median"], 3),
+            "unit": "s/image",
+            "target": "",
+            "notes": f"thumbnail + policy alone: {inf['decide'] * 1000:.0f} ms; {threads} thread(s)",
+        }
+    )
     return rows
 
 

@@ -50,7 +50,9 @@ def _save(img, path: Path) -> None:
 def edit(
     images: list[Path] = typer.Argument(..., help="Image files to edit."),
     set_: list[str] = typer.Option([], "--set", help="NAME=VALUE slider value (repeatable), e.g. exposure=0.3."),
-    sidecar: Path | None = typer.Option(None, "--sidecar", help="JSON sidecar with slider values (zoo enhance writes them)."),
+    sidecar: Path | None = typer.Option(
+        None, "--sidecar", help="JSON sidecar with slider values (zoo enhance writes them)."
+    ),
     software: str = typer.Option("lightroom_basic", "--software", help="Registered software (zoo list software)."),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),

@@ -81,7 +81,11 @@ class LocalPatches(nn.Module):
         self.per_image = per_image
 
     def sample_windows(
-        self, n: int, height: int, width: int, device: torch.device | str | None = None,
+        self,
+        n: int,
+        height: int,
+        width: int,
+        device: torch.device | str | None = None,
         generator: torch.Generator | None = None,
     ) -> Tensor:
         """Random corners ``n_patches x n x 2`` (top, left) for a batch of ``n`` images of ``height x width``."""

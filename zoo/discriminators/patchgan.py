@@ -71,7 +71,5 @@ class PatchGANNoNorm(nn.Module):
         """Score a batch: ``N x C x H x W`` in [0, 1] -> ``N x 1 x h x w``."""
         if not isinstance(x, Tensor) or x.ndim != 4 or x.shape[1] != self.in_channels:
             got = f"shape {tuple(x.shape)}" if isinstance(x, Tensor) else type(x).__name__
-            raise InputError(
-                f"discriminator 'patchgan_nonorm' takes N x {self.in_channels} x H x W images, got {got}."
-            )
+            raise InputError(f"discriminator 'patchgan_nonorm' takes N x {self.in_channels} x H x W images, got {got}.")
         return self.model(x * 2.0 - 1.0)

@@ -192,6 +192,7 @@ def _lightroom_fused(images: Tensor, p: Tensor, clarity_method: str) -> Tensor:
     if bool((off != 0).any()):
         kk = off.exp().view(n, 3, 1, 1)
         km1 = kk - 1.0
+
     # HSV sliders: per-image scalars, None when the slider is 0 for every image
     def active(i: int) -> bool:
         return bool((p[:, i] != 0).any())

@@ -66,10 +66,7 @@ class Software(nn.Module):
 
     def check_params(self, params: Any, n: int, ref: Tensor) -> Tensor:
         """``params`` as ``n x K`` on ``ref``'s device/dtype, clamped to the declared ranges."""
-        expect = (
-            f"software {self.software_name!r} expects a parameter tensor N x {self.K} "
-            f"({', '.join(self.names)})"
-        )
+        expect = f"software {self.software_name!r} expects a parameter tensor N x {self.K} ({', '.join(self.names)})"
         if not isinstance(params, Tensor):
             raise InputError(f"{expect}; got {type(params).__name__}.")
         p = params.to(device=ref.device, dtype=ref.dtype)
@@ -95,7 +92,7 @@ class Software(nn.Module):
         check_images(images, f"software {self.software_name!r}")
         p = self.check_params(params, images.shape[0], images)
         x, space = images, "srgb"
-        for op, sl in zip(self.ops, self._slices):
+        for op, sl in zip(self.ops, self._slices, strict=True):
             x = convert(x, space, op.space)
             space = op.space
             x = op.native(x, p[:, sl])
@@ -128,7 +125,8 @@ class Software(nn.Module):
         if not isinstance(actions, Tensor) or actions.dim() != 2 or actions.shape[1] != self.K:
             shape = tuple(actions.shape) if isinstance(actions, Tensor) else type(actions).__name__
             raise InputError(
-                f"software {self.software_name!r}: levels_to_params expects an integer tensor N x {self.K}, got {shape}."
+                f"software {self.software_name!r}: levels_to_params expects an integer tensor "
+                f"N x {self.K}, got {shape}."
             )
         if actions.is_floating_point() or int(actions.min()) < 0 or int(actions.max()) > levels - 1:
             raise InputError(
@@ -161,7 +159,7 @@ class Software(nn.Module):
                 f"software {self.software_name!r}: to_dict expects {self.K} values ({', '.join(self.names)}), "
                 f"got {row.numel()}."
             )
-        return {n: float(v) for n, v in zip(self.names, row.tolist())}
+        return {n: float(v) for n, v in zip(self.names, row.tolist(), strict=True)}
 
     def from_dict(self, values: Mapping[str, float]) -> Tensor:
         """Vector of length K from ``{name: value}``; missing names take their neutral value.
@@ -201,7 +199,7 @@ class Software(nn.Module):
             "version": SIDECAR_VERSION,
             "software": self.software_name,
             "params": {k: round(v, 6) for k, v in values.items()},
-            "ranges": {n: [s.low, s.high] for n, s in zip(self.names, self.specs)},
+            "ranges": {n: [s.low, s.high] for n, s in zip(self.names, self.specs, strict=True)},
             **extra,
         }
 

@@ -319,8 +319,9 @@ def _read_state(path: str | os.PathLike[str]) -> Mapping[str, Tensor]:
     )
 
 
-def load_official_weights(model: EnlightenGANUNet, path_or_state: str | os.PathLike[str] | Mapping[str, Tensor],
-                          strict: bool = True) -> None:
+def load_official_weights(
+    model: EnlightenGANUNet, path_or_state: str | os.PathLike[str] | Mapping[str, Tensor], strict: bool = True
+) -> None:
     """Load the official ``200_net_G_A.pth`` (or a zoo state dict) into ``model``.
 
     Args:

@@ -122,8 +122,12 @@ class LSGAN(AdversarialObjective):
         return per_image((fake_scores - self.real_label) ** 2, self._who)
 
 
-@register("loss", "ralsgan", paper="Jolicoeur-Martineau, ICLR 2019; Jiang et al., IEEE TIP 2021",
-          tags=("adversarial", "enlightengan"))
+@register(
+    "loss",
+    "ralsgan",
+    paper="Jolicoeur-Martineau, ICLR 2019; Jiang et al., IEEE TIP 2021",
+    tags=("adversarial", "enlightengan"),
+)
 class RaLSGAN(AdversarialObjective):
     """Relativistic average LSGAN, EnlightenGAN's global loss: D(r) is judged against the mean D(f) and vice versa.
 

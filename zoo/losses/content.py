@@ -178,18 +178,18 @@ class SelfFeaturePreserving(nn.Module):
         if not pretrained and not weights:
             _log.warning(
                 "%s: pretrained=false: the %s backbone has RANDOM weights, so this is not the paper's "
-                "feature-preserving loss. Use it for tests only.", who, backbone,
+                "feature-preserving loss. Use it for tests only.",
+                who,
+                backbone,
             )
         overlay = {"file": file} if file else None
-        model = timm.create_model(
-            backbone, pretrained=bool(file), pretrained_cfg_overlay=overlay, num_classes=0
-        )
+        model = timm.create_model(backbone, pretrained=bool(file), pretrained_cfg_overlay=overlay, num_classes=0)
         names = dict(model.named_modules())
         for path in (layer, *skip):
             if path not in names:
                 raise ParameterError(
                     f"{who}: timm model {backbone!r} has no module {path!r}.{suggest(path, names)} "
-                    "List them with: python -c \"import timm; print([n for n, _ in "
+                    'List them with: python -c "import timm; print([n for n, _ in '
                     f"timm.create_model('{backbone}').named_modules()])\""
                 )
         for path in skip:

@@ -57,8 +57,13 @@ class ThumbnailReplay:
 
     def state_dict(self) -> dict[str, Any]:
         k = len(self)
-        return {"capacity": self.capacity, "size": self.size, "count": self.count,
-                "real": self.real[:k].clone(), "fake": self.fake[:k].clone()}
+        return {
+            "capacity": self.capacity,
+            "size": self.size,
+            "count": self.count,
+            "real": self.real[:k].clone(),
+            "fake": self.fake[:k].clone(),
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if int(state["size"]) != self.size:

@@ -124,8 +124,9 @@ class GANTrainer(Trainer):
         model: GANModelSpec = self.model_cfg  # type: ignore[assignment]
         self.G = self.add_module("generator", self.build_generator(self.recipe))
         betas = tuple(cfg.betas)
-        opt_g = self.add_optimizer("generator", torch.optim.Adam(self.module("generator").parameters(), lr=cfg.lr,
-                                                                 betas=betas))
+        opt_g = self.add_optimizer(
+            "generator", torch.optim.Adam(self.module("generator").parameters(), lr=cfg.lr, betas=betas)
+        )
         self.D: dict[str, nn.Module] = {}
         self.objectives: dict[str, nn.Module] = {}
         optimisers = {"generator": opt_g}
@@ -147,8 +148,10 @@ class GANTrainer(Trainer):
             where = self.recipe.where(f"model.losses.{name}")
             loss = create("loss", spec.loss, where=f"{where}.loss")
             if getattr(loss, "is_adversarial", False):
-                raise ParameterError(f"{where}.loss: {spec.loss.get('name')!r} is an adversarial objective; put it "
-                                     "under model.discriminators.")
+                raise ParameterError(
+                    f"{where}.loss: {spec.loss.get('name')!r} is an adversarial objective; put it "
+                    "under model.discriminators."
+                )
             if spec.patches is not None and not hasattr(self.module(f"d_{spec.patches}"), "crop"):
                 raise ParameterError(
                     f"{where}.patches: discriminator {spec.patches!r} does not cut local patches (use local_patches)."
