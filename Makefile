@@ -30,7 +30,7 @@ registry: setup
 	$(BIN)/python tools/gen_registry.py
 
 lint: setup
-	$(BIN)/ruff check zoo tools tests
+	$(BIN)/ruff check zoo tools tests && $(BIN)/ruff format --check zoo tools tests
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis build dist *.egg-info
