@@ -12,7 +12,7 @@ from zoo import registry
 from zoo.cli.main import app
 
 from .conftest import ROOT
-from .test_recipes import BASE, ToyData, ToyGenerator, ToyTrainer, write
+from .test_recipes import BASE, toys, write  # noqa: F401  (toys: autouse fixture registering toy components)
 
 runner = CliRunner()
 INDEX = registry.load_index()
@@ -63,23 +63,7 @@ def test_show_prints_params_doc_paper_and_source(entry):
     assert "paper:" in out
 
 
-@pytest.fixture
-def toys():
-    registry.register("generator", "zz_toy_gen")(ToyGenerator)
-    registry.register("generator", "zz_toy_other")(ToyData)
-    registry.register("dataset", "zz_toy_data")(ToyData)
-    registry.register("trainer", "zz_toy")(ToyTrainer)
-    yield
-    for kind, name in [
-        ("generator", "zz_toy_gen"),
-        ("generator", "zz_toy_other"),
-        ("dataset", "zz_toy_data"),
-        ("trainer", "zz_toy"),
-    ]:
-        registry.REGISTRIES[kind].remove(name)
-
-
-def test_recipe_show_resolves_base_and_overrides(tmp_path, toys):
+def test_recipe_show_resolves_base_and_overrides(tmp_path):
     write(tmp_path / "base.yaml", BASE)
     child = write(tmp_path / "child.yaml", {"base": "base.yaml", "train": {"steps": 50}})
     result = invoke("recipe", "show", str(child), "--set", "model.generator.depth=9")
@@ -92,7 +76,7 @@ def test_recipe_show_resolves_base_and_overrides(tmp_path, toys):
     assert full["train"]["batch_size"] == 8 and full["tracking"]["enabled"] is True
 
 
-def test_recipe_check_reports_each_file(tmp_path, toys):
+def test_recipe_check_reports_each_file(tmp_path):
     good = write(tmp_path / "good.yaml", BASE)
     bad = write(tmp_path / "bad.yaml", {**BASE, "train": {"trainer": "zz_toy", "stpes": 1}})
     result = invoke("recipe", "check", str(good), str(bad))
@@ -101,7 +85,7 @@ def test_recipe_check_reports_each_file(tmp_path, toys):
     assert "FAIL" in result.output and "Did you mean 'steps'" in result.output
 
 
-def test_swap_keeps_accepted_params_and_lists_dropped(tmp_path, toys):
+def test_swap_keeps_accepted_params_and_lists_dropped(tmp_path):
     path = write(tmp_path / "r.yaml", {**BASE, "model": {"generator": {"name": "zz_toy_gen", "width": 4, "depth": 3}}})
     out = tmp_path / "swapped.yaml"
     result = invoke("swap", str(path), "model.generator", "zz_toy_other", "-o", str(out))
@@ -111,7 +95,7 @@ def test_swap_keeps_accepted_params_and_lists_dropped(tmp_path, toys):
     assert "width" in result.output and "depth" in result.output  # the dropped ones are listed
 
 
-def test_swap_refuses_another_kind_and_unknown_paths(tmp_path, toys):
+def test_swap_refuses_another_kind_and_unknown_paths(tmp_path):
     path = write(tmp_path / "r.yaml", BASE)
     result = invoke("swap", str(path), "model.generator", "zz_toy_data")
     assert result.exit_code != 0
@@ -120,7 +104,7 @@ def test_swap_refuses_another_kind_and_unknown_paths(tmp_path, toys):
     assert "Did you mean 'generator'" in str(result.exception)
 
 
-def test_swap_of_an_inherited_block_writes_an_override(tmp_path, toys):
+def test_swap_of_an_inherited_block_writes_an_override(tmp_path):
     write(tmp_path / "base.yaml", BASE)
     child = write(tmp_path / "child.yaml", {"base": "base.yaml", "name": "child"})
     result = invoke("swap", str(child), "model.slots.a.critic", "zz_toy_other")
