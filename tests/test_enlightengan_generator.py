@@ -239,3 +239,17 @@ def test_fuse_folds_plain_conv_bn_pairs():
     x = torch.rand(2, 3, 9, 7)
     with torch.no_grad():
         assert torch.allclose(fused(x), net(x), atol=1e-5)
+
+
+def test_inference_concat_buffer_equals_the_autograd_path():
+    """Without autograd the decoder writes the gated skip straight into its concatenation; same numbers."""
+    torch.manual_seed(3)
+    g = create("generator", {"name": "enlightengan_unet"}).eval()
+    x = torch.rand(2, 3, 70, 93)
+    with torch.enable_grad():
+        expected = g(x.requires_grad_(True))["image"].detach()
+    with torch.inference_mode():
+        got = g(x.detach())["image"]
+        got_cl = g(x.detach().contiguous(memory_format=torch.channels_last))["image"]
+    assert torch.equal(got, expected)
+    torch.testing.assert_close(got_cl, expected, rtol=0, atol=1e-6)

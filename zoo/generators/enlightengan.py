@@ -42,6 +42,19 @@ def attention_map(x: Tensor) -> Tensor:
     return 1.0 - (x * w).sum(dim=1, keepdim=True)
 
 
+def _plain_eager() -> bool:
+    """True outside tracing, export and compilation (which want the plain, functional graph)."""
+    return not (torch.jit.is_tracing() or torch.compiler.is_compiling() or torch.onnx.is_in_onnx_export())
+
+
+def _memory_format(t: Tensor) -> torch.memory_format:
+    return (
+        torch.channels_last
+        if t.dim() == 4 and t.is_contiguous(memory_format=torch.channels_last)
+        else torch.contiguous_format
+    )
+
+
 def _pad16(x: Tensor, divide: int = 16) -> tuple[Tensor, tuple[int, int, int, int]]:
     """Reflection-pad H and W up to a multiple of ``divide`` (the extra row/column goes bottom/right, as released)."""
     h, w = x.shape[-2], x.shape[-1]
@@ -172,9 +185,21 @@ class EnlightenGANUNet(nn.Module):
         h = second(h)
         for k in range(4):
             skip = skips[3 - k]
-            if self.self_attention:
-                skip = skip * gs[3 - k]
-            h = torch.cat((self.reduce[k](self._up(h)), skip), dim=1)
+            up = self.reduce[k](self._up(h))
+            if self.self_attention and not torch.is_grad_enabled() and _plain_eager():
+                # inference: write the gated skip straight into the concatenation (one pass and one buffer less)
+                h = torch.empty(
+                    (up.shape[0], up.shape[1] + skip.shape[1], *up.shape[2:]),
+                    dtype=up.dtype,
+                    device=up.device,
+                    memory_format=_memory_format(up),
+                )
+                h[:, : up.shape[1]].copy_(up)
+                torch.mul(skip, gs[3 - k], out=h[:, up.shape[1] :])
+            else:
+                if self.self_attention:
+                    skip = skip * gs[3 - k]
+                h = torch.cat((up, skip), dim=1)
             h = self.stages[5 + k](h)
         latent = self.head(h)
         if self.times_residual:
