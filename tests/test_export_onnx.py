@@ -99,3 +99,35 @@ def test_export_errors(tmp_path):
         export_onnx(lambda x: x, tmp_path / "x.onnx")
     res = CliRunner().invoke(app, ["export", "--onnx", str(tmp_path / "d.onnx")])
     assert res.exit_code != 0 and not (tmp_path / "d.onnx").exists()
+
+
+def test_slider_generator_exports_its_policy_with_the_software_in_metadata(tmp_path):
+    """An RL editor exports as its policy (thumbnail -> logits, value); metadata says how to apply the sliders."""
+    import json
+
+    import onnx
+
+    from zoo.registry import create
+
+    editor = create("generator", {"name": "rl_editor"})
+    report = export_onnx(editor, tmp_path / "policy.onnx")
+    assert report.kind == "policy" and report.checked_size == (64, 64)
+    assert report.max_abs_diff is not None and report.max_abs_diff < 1e-4
+    model = onnx.load(str(tmp_path / "policy.onnx"))
+    meta = {p.key: p.value for p in model.metadata_props}
+    assert meta["zoo.kind"] == "policy" and meta["zoo.levels"] == str(editor.levels)
+    assert json.loads(meta["zoo.sliders"]) == list(editor.software.names)
+    assert [o.name for o in model.graph.output] == ["logits", "value"]
+
+
+def test_untraceable_generator_gets_a_sentence(tmp_path):
+    from torch import nn
+
+    class Branchy(nn.Module):
+        def forward(self, x):
+            if float(x.mean()) > 0.5:  # data-dependent Python control flow
+                return {"image": x.flip(-1)}
+            return {"image": x}
+
+    with pytest.raises(InputError, match="Branchy cannot be exported to ONNX: torch.export could not trace"):
+        export_onnx(Branchy(), tmp_path / "x.onnx")

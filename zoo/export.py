@@ -3,6 +3,11 @@
 The exported graph takes ``input`` (``N x 3 x H x W`` float32 in [0, 1]) and returns ``image``. Height and
 width are dynamic; a generator with shape-dependent Python branches (EnlightenGAN's large-photo downsample path
 above ``max_width``) is exported for the branch below the limit, and the export records that bound.
+
+Slider generators (an RL editor: a ``policy`` that looks at a thumbnail plus an editing ``software``) are exported
+as their policy: ``input`` is the ``N x 3 x T x T`` thumbnail and the outputs are ``logits`` (``N x K x L``) and
+``value``. The software (per-image data-dependent filters) is not a graph: the ONNX file's metadata names it, its
+sliders and the level mapping ``p = (a - (L-1)/2) / ((L-1)/2)``, so the sliders can be applied with ``zoo edit``.
 """
 
 from __future__ import annotations
@@ -19,6 +24,22 @@ from torch import Tensor, nn
 from zoo.errors import InputError
 
 __all__ = ["ExportReport", "check_onnx", "export_onnx"]
+
+
+class _PolicyOnly(nn.Module):
+    """Wraps an RL editor's policy: thumbnail in, slider logits and value out."""
+
+    def __init__(self, policy: nn.Module) -> None:
+        super().__init__()
+        self.policy = policy
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        logits, value = self.policy(x)
+        return logits, value
+
+
+def _is_slider_generator(model: nn.Module) -> bool:
+    return all(hasattr(model, a) for a in ("policy", "software", "levels", "thumbnail_size"))
 
 
 class _ImageOnly(nn.Module):
@@ -42,6 +63,7 @@ class ExportReport:
     max_abs_diff: float | None
     checked_size: tuple[int, int] | None
     max_width: int | None
+    kind: str = "image"  # "image": the whole generator; "policy": an RL editor's policy (thumbnail -> logits)
 
 
 def export_onnx(
@@ -77,6 +99,8 @@ def export_onnx(
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     model = copy.deepcopy(generator).cpu().float().eval()
+    if _is_slider_generator(model):
+        return _export_policy(model, path, opset=opset, check=check, atol=atol)
     max_width = getattr(model, "max_width", None)
     wrapped = _ImageOnly(model).eval()
     example = torch.rand(1, 3, *example_size)
@@ -84,20 +108,15 @@ def export_onnx(
     # min 16: reflection padding to a multiple of 16 needs sides above 8; max: below the large-photo branch
     height = torch.export.Dim("height", min=16, max=16384)
     width = torch.export.Dim("width", min=16, max=max_width if max_width else 16384)
-    with warnings.catch_warnings(), torch.no_grad():
-        warnings.simplefilter("ignore")
-        program = torch.onnx.export(
-            wrapped,
-            (example,),
-            dynamo=True,
-            input_names=["input"],
-            output_names=["image"],
-            dynamic_shapes={"x": {0: batch, 2: height, 3: width}},
-            opset_version=opset,
-            external_data=False,
-            verbose=False,
-        )
-        program.save(str(path))
+    _export(
+        wrapped,
+        example,
+        path,
+        ["image"],
+        {"x": {0: batch, 2: height, 3: width}},
+        opset,
+        who=type(generator).__name__,
+    )
     report = ExportReport(path=path, opset=opset, max_abs_diff=None, checked_size=None, max_width=max_width)
     if check:
         x = torch.rand(2, 3, *check_size, generator=torch.Generator().manual_seed(0))
@@ -107,6 +126,91 @@ def export_onnx(
             raise InputError(
                 f"export_onnx: the ONNX model differs from PyTorch by {diff:.3g} (> {atol:g}) at size {check_size}."
             )
+    return report
+
+
+def _export(
+    wrapped: nn.Module,
+    example: Tensor,
+    path: Path,
+    outputs: list[str],
+    dynamic_shapes: dict,
+    opset: int,
+    *,
+    who: str,
+    metadata: dict[str, str] | None = None,
+) -> None:
+    """Trace ``wrapped`` with torch.export and save the ONNX program; a sentence if it cannot be traced."""
+    try:
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")
+            program = torch.onnx.export(
+                wrapped,
+                (example,),
+                dynamo=True,
+                input_names=["input"],
+                output_names=outputs,
+                dynamic_shapes=dynamic_shapes,
+                opset_version=opset,
+                external_data=False,
+                verbose=False,
+            )
+            if metadata:
+                for key, value in metadata.items():
+                    program.model.metadata_props[key] = value
+            program.save(str(path))
+    except Exception as exc:  # torch.export's errors are pages long: keep the first line, say what to do
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InputError(
+            f"export_onnx: {who} cannot be exported to ONNX: torch.export could not trace its forward "
+            f"({type(exc).__name__}: {first[:300]}). Feed-forward generators such as enlightengan_unet export; "
+            "a generator with data-dependent Python control flow needs an export-friendly forward."
+        ) from None
+
+
+def _export_policy(model: nn.Module, path: Path, *, opset: int, check: bool, atol: float) -> ExportReport:
+    """Export an RL editor's policy network (thumbnail -> logits, value) with the software named in metadata."""
+    import json
+
+    size = int(model.thumbnail_size)
+    wrapped = _PolicyOnly(model.policy).eval()
+    software = model.software
+    metadata = {
+        "zoo.kind": "policy",
+        "zoo.software": str(getattr(software, "software_name", type(software).__name__)),
+        "zoo.sliders": json.dumps(list(software.names)),
+        "zoo.levels": str(int(model.levels)),
+        "zoo.thumbnail": f"{size}x{size} RGB in [0, 1], area-resized and rounded to 8 bits",
+        "zoo.mapping": "action a = argmax(logits[k]); slider p = (a - (L-1)/2) / ((L-1)/2)",
+    }
+    batch = torch.export.Dim("batch", min=1, max=4096)
+    example = torch.rand(2, 3, size, size)
+    _export(
+        wrapped,
+        example,
+        path,
+        ["logits", "value"],
+        {"x": {0: batch}},
+        opset,
+        who=f"the policy of {type(model).__name__}",
+        metadata=metadata,
+    )
+    report = ExportReport(path=path, opset=opset, max_abs_diff=None, checked_size=None, max_width=None, kind="policy")
+    if check:
+        import onnxruntime as ort
+
+        x = torch.rand(3, 3, size, size, generator=torch.Generator().manual_seed(0))
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        logits_o, value_o = session.run(None, {session.get_inputs()[0].name: x.numpy()})
+        with torch.inference_mode():
+            logits, value = wrapped(x)
+        diff = max(
+            float((torch.from_numpy(logits_o) - logits).abs().max()),
+            float((torch.from_numpy(value_o) - value).abs().max()),
+        )
+        report.max_abs_diff, report.checked_size = diff, (size, size)
+        if diff > atol:
+            raise InputError(f"export_onnx: the exported policy differs from PyTorch by {diff:.3g} (> {atol:g}).")
     return report
 
 

@@ -52,13 +52,18 @@ def export_cmd(
     console = Console(stderr=False, highlight=False, soft_wrap=True)
     size = report.path.stat().st_size / 2**20
     console.print(f"wrote {report.path} ({size:.1f} MiB, opset {report.opset}) from {origin}")
+    if report.kind == "policy":
+        console.print(
+            "slider generator: exported its policy (input: the 64 x 64 thumbnail; outputs: logits N x K x L, value);"
+            " the slider values are applied by the editing software named in the file's metadata (zoo edit)"
+        )
     if report.max_width is not None:
         console.print(
             f"input widths up to {report.max_width} px (wider photos: downsample first, as the generator does)"
         )
     if report.max_abs_diff is not None:
         h, w = report.checked_size
-        console.print(f"onnxruntime vs PyTorch at 2 x 3 x {h} x {w}: max |diff| = {report.max_abs_diff:.2e}")
+        console.print(f"onnxruntime vs PyTorch at N x 3 x {h} x {w}: max |diff| = {report.max_abs_diff:.2e}")
 
 
 def register(app: typer.Typer) -> None:
