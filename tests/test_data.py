@@ -210,8 +210,8 @@ def test_image_folder_samples_and_determinism(tmp_path):
     )
     assert len(ds) == 5 and ds.n_source == 3 and ds.skipped == []
     a, b = ds[(2, 123)], ds[(2, 123)]
-    assert set(a) == {"source", "target"}
-    for key in a:
+    assert set(a) == {"source", "target", "decode_failures"} and a["decode_failures"] == 0
+    for key in ("source", "target"):
         assert a[key].shape == (3, 16, 16) and a[key].dtype == torch.float32
         assert 0 <= float(a[key].min()) and float(a[key].max()) <= 1
         torch.testing.assert_close(a[key], b[key])

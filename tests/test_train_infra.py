@@ -54,8 +54,27 @@ def test_train_writes_checkpoints_samples_and_recipe(tmp_path, tiny_trainer):
     assert len(state["rng"]) == 1 and state["recipe"]["name"] == "tiny"
     assert sorted(p.name for p in (res.run_dir / "samples").iterdir()) == ["step_0000003.png", "step_0000005.png"]
     assert yaml.safe_load((res.run_dir / "recipe.yaml").read_text())["train"]["steps"] == 5
-    assert set(res.metrics) == {"loss/g", "loss/d", "history_mean"}
+    assert set(res.metrics) == {"loss/g", "loss/d", "history_mean", "data/decode_failures"}
+    assert res.metrics["data/decode_failures"] == 0
     assert not list(res.checkpoint.parent.glob("*.tmp"))
+
+
+def test_files_failing_to_decode_mid_run_are_counted(tmp_path, tiny_trainer):
+    """A file that passes the header scan but fails to decode is skipped, and the run counts it in its metrics."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for folder, n in (("src", 3), ("tgt", 3)):
+        (tmp_path / folder).mkdir()
+        for i in range(n):
+            Image.fromarray(rng.integers(0, 255, (24, 32, 3), dtype=np.uint8)).save(tmp_path / folder / f"{i}.png")
+    data = (tmp_path / "src" / "1.png").read_bytes()
+    data_block = f"data={{name: image_folder, source: {tmp_path / 'src'}, target: {tmp_path / 'tgt'}, crop_size: 16}}"
+    recipe = load_recipe(tiny_recipe(tmp_path / "r.yaml", steps=3), [data_block])
+    (tmp_path / "src" / "1.png").write_bytes(data[: len(data) // 2])  # after the header scan at build time
+    with pytest.warns(UserWarning, match="failed to decode"):
+        res = train(recipe, quiet=True)
+    assert res.metrics["data/decode_failures"] == 1
 
 
 def test_same_seed_same_losses_and_generator(tmp_path, tiny_trainer):

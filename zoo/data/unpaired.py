@@ -89,8 +89,10 @@ class UnpairedDataset(torch.utils.data.Dataset):
         rng = np.random.default_rng(seed)
         py_rng = random.Random(seed)
         target_index = int(rng.integers(self.n_target))
+        known_bad = len(self._bad)
         source = self._load("source", index % self.n_source)
         target = self._load("target", target_index)
+        failures = len(self._bad) - known_bad  # files that failed to decode mid-run (the trainer counts them)
         source = augment.run(self._geometric, source, rng, py_rng)
         target = augment.run(self._geometric, target, rng, py_rng)
         sample = {"target": to_tensor(target)}
@@ -98,6 +100,7 @@ class UnpairedDataset(torch.utils.data.Dataset):
             sample["source_original"] = to_tensor(source)
             source = augment.run(self._darken, source, rng, py_rng)
         sample["source"] = to_tensor(source)
+        sample["decode_failures"] = failures
         return sample
 
     def _load(self, domain: str, index: int) -> np.ndarray:

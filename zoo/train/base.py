@@ -103,6 +103,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("zoo.train")
 _STOP_KEY = "__zoo_stop__"
+_FAILURES_KEY = "data/decode_failures"  # images that passed the header scan but failed to decode during training
 
 
 @dataclasses.dataclass
@@ -157,6 +158,7 @@ class Trainer:
         )
         self.channels_last = devices.uses_channels_last(self.device, self.cfg.channels_last)
         self.step = 0
+        self._decode_failures = 0
         self.dataset: Any = None
         self._modules: dict[str, nn.Module] = {}
         self._wrapped: dict[str, nn.Module] = {}
@@ -339,6 +341,8 @@ class Trainer:
     def _loop(self, tracker: Any, run_dir: Path | None, info: _dist.DistInfo) -> dict[str, float]:
         cfg = self.cfg
         sample_batch = self._sample_batch() if info.is_main and self.cfg.samples > 0 else None
+        if sample_batch is not None:
+            self._count_decode_failures(sample_batch)
         progress = _Progress(total=cfg.steps, start=self.step, enabled=info.is_main and not self.quiet)
         last: dict[str, float] = {}
         window_start, window_images, window_steps = time.perf_counter(), 0, 0
@@ -348,6 +352,7 @@ class Trainer:
             while self.step < cfg.steps and not stop:
                 t0 = time.perf_counter()
                 batch = self.next_batch()
+                self._count_decode_failures(batch)
                 raw = self.train_step(batch)
                 for sched in self.schedulers.values():
                     sched.step()
@@ -355,7 +360,10 @@ class Trainer:
                 local = {k: float(v.detach()) if isinstance(v, torch.Tensor) else float(v) for k, v in raw.items()}
                 if deadline is not None:  # every rank must stop at the same step: agree through the reduction
                     local[_STOP_KEY] = float(time.perf_counter() > deadline)
+                local[_FAILURES_KEY] = float(self._decode_failures)
                 metrics, bad = _dist.reduce_metrics(local, self.device)
+                # files that failed to decode in the workers so far, over all ranks (the reduction averages)
+                metrics[_FAILURES_KEY] *= info.world_size
                 if deadline is not None:
                     stop = metrics.pop(_STOP_KEY) > 0
                     if stop:
@@ -388,6 +396,12 @@ class Trainer:
                 if self.step % cfg.checkpoint_every == 0 or last_step:
                     self._save(tracker, run_dir, info)
         return last
+
+    def _count_decode_failures(self, batch: dict[str, Any]) -> None:
+        """Take the datasets' per-sample count of files that failed to decode out of the batch, and add it up."""
+        failures = batch.pop("decode_failures", None)
+        if isinstance(failures, torch.Tensor):
+            self._decode_failures += int(failures.sum())
 
     def _nonfinite_message(self, bad: list[str], metrics: Mapping[str, float]) -> str:
         what = ", ".join(f"{k} = {metrics[k]}" for k in bad)
