@@ -6,8 +6,6 @@ from pathlib import Path
 
 import typer
 
-from zoo.errors import DataError
-
 
 def export_cmd(
     onnx: Path = typer.Option(..., "--onnx", help="The .onnx file to write."),
@@ -22,32 +20,20 @@ def export_cmd(
     check: bool = typer.Option(True, "--check/--no-check", help="Compare onnxruntime with PyTorch after export."),
 ) -> None:
     """Export a generator to ONNX with dynamic batch, height and width; prints the check against PyTorch."""
-    given = [x for x in (checkpoint, run, recipe) if x is not None]
-    if len(given) != 1:
-        raise DataError("zoo export needs exactly one of --checkpoint CKPT, --run RUN_ID or --recipe RECIPE.")
-    if overrides and recipe is None:
-        raise DataError("zoo export: --set only applies with --recipe.")
     from rich.console import Console
 
     from zoo.export import export_onnx
+    from zoo.inference import load_model
 
-    if recipe is not None:
-        from zoo.recipe import load_recipe
-
-        rec = load_recipe(recipe, overrides or [])
-        builder = getattr(rec.trainer_cls, "build_generator", None)
-        if builder is not None:
-            generator = builder(rec)
-        else:
-            from zoo.registry import create
-
-            generator = create("generator", rec.model.generator, where=rec.where("model.generator"))
-        origin = f"recipe {recipe}"
-    else:
-        from zoo.train.checkpoint import load_generator
-
-        generator, _ = load_generator(checkpoint=checkpoint, run_id=run, tracking_uri=tracking_uri)
-        origin = f"checkpoint {checkpoint}" if checkpoint is not None else f"run {run}"
+    model = load_model(
+        checkpoint=checkpoint,
+        run_id=run,
+        recipe=recipe,
+        overrides=overrides or (),
+        device="cpu",
+        tracking_uri=tracking_uri,
+    )
+    generator, origin = model.generator, model.source
     report = export_onnx(generator, onnx, opset=opset, check=check)
     console = Console(stderr=False, highlight=False, soft_wrap=True)
     size = report.path.stat().st_size / 2**20

@@ -8,7 +8,7 @@ A trainer is registered under kind ``"trainer"`` and subclasses :class:`Trainer`
         TrainSpec = GANTrainSpec          # subclass of zoo.train.specs.CommonTrainSpec: the ``train`` section
 
         @classmethod
-        def build_generator(cls, recipe) -> nn.Module:      # REQUIRED: the inference model, from the recipe only
+        def build_generator(cls, recipe) -> nn.Module:      # optional: this is the default
             return zoo.create("generator", recipe.model.generator)
 
         def build(self) -> None:                            # REQUIRED: networks, optimisers, schedulers
@@ -29,7 +29,7 @@ A trainer is registered under kind ``"trainer"`` and subclasses :class:`Trainer`
 
 Hooks (override in the subclass)
 --------------------------------
-``build_generator(cls, recipe) -> nn.Module`` (classmethod, required)
+``build_generator(cls, recipe) -> nn.Module`` (classmethod; default: the recipe's ``model.generator`` block)
     Build the inference model (``forward(x) -> {"image": ...}``) from a validated recipe alone: no data, no
     optimisers, no loss networks, no pretrained downloads. ``zoo.train.checkpoint.load_generator`` calls it and then
     loads the checkpoint's weights, so its ``state_dict`` keys must match :attr:`generator`'s.
@@ -172,8 +172,15 @@ class Trainer:
 
     @classmethod
     def build_generator(cls, recipe: Any) -> nn.Module:
-        """Build the inference model from a validated recipe alone (override)."""
-        raise NotImplementedError(f"{cls.__name__} must implement build_generator(recipe)")
+        """Build the inference model from a validated recipe alone: by default its ``model.generator`` block."""
+        from zoo.registry import create
+
+        block = getattr(recipe.model, "generator", None)
+        if block is None:
+            raise NotImplementedError(
+                f"{cls.__name__}'s recipes have no model.generator block: override build_generator(recipe)"
+            )
+        return create("generator", block, where=recipe.where("model.generator"))
 
     def build(self) -> None:
         """Create networks, optimisers and schedulers with the ``add_*`` helpers (override)."""

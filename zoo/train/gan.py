@@ -104,10 +104,6 @@ class GANTrainer(Trainer):
     TrainSpec = GANTrainSpec
 
     @classmethod
-    def build_generator(cls, recipe: Any) -> nn.Module:
-        return create("generator", recipe.model.generator, where=recipe.where("model.generator"))
-
-    @classmethod
     def check_recipe(cls, recipe: Any) -> None:
         model: GANModelSpec = recipe.model
         for name, spec in model.losses.items():

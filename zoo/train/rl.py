@@ -79,10 +79,6 @@ class RLTrainer(Trainer):
     # ----------------------------------------------------------------------------------------- building
 
     @classmethod
-    def build_generator(cls, recipe: Any) -> nn.Module:
-        return create("generator", recipe.model.generator, where=recipe.where("model.generator"))
-
-    @classmethod
     def check_recipe(cls, recipe: Any) -> None:
         gen = recipe.model.generator
         if gen.get("name") != "rl_editor":
