@@ -79,3 +79,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def shared_dir_or_none() -> Path | None:
     """The ../shared folder, or None when it is absent (for tests that can run either way)."""
     return SHARED if SHARED.is_dir() else None
+
+
+@pytest.fixture
+def one_thread():
+    """Run a test with one torch thread: tiny tensors on a busy 2-core machine lose time in OpenMP hand-offs."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -12,13 +12,7 @@ from zoo.rl.common import Rollout, act, categorical_entropy, categorical_log_pro
 ALGOS = ["a2c", "ppo", "reinforce"]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: one thread avoids OpenMP hand-off costs on a busy 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 class TablePolicy(nn.Module):

@@ -14,13 +14,7 @@ from zoo.errors import InputError, ParameterError
 from zoo.registry import create
 from zoo.rl.editor import RLEditor, area_thumbnail
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_area_thumbnail_integer_factor_is_average_pooling() -> None:

@@ -11,13 +11,7 @@ from zoo.errors import DataError, InputError, ParameterError
 from zoo.registry import create
 from zoo.rl.networks import KosugiActorCritic, chainer_key_map, load_chainer_npz
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _n_params(m: torch.nn.Module) -> int:

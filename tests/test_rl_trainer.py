@@ -13,13 +13,7 @@ from zoo.recipe import load_recipe, recipe_from_dict
 from zoo.rl.replay import ThumbnailReplay
 from zoo.rl.reward import EditReward
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_reward_is_critic_score_minus_alpha_mse_on_8bit_edits() -> None:

@@ -19,13 +19,7 @@ from zoo.train import checkpoint as ckpt
 from zoo.train.base import train
 from zoo.train.tracking import DEFAULT_URI, check_uri, resolve_uri
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _closed_port() -> int:

@@ -24,13 +24,7 @@ from zoo.train.base import train
 from zoo.train.devices import autocast, resolve_device, uses_channels_last
 from zoo.train.tracking import image_grid
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _losses(run_dir: Path) -> dict:
