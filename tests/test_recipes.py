@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from zoo import registry
 from zoo.errors import RecipeError
 from zoo.recipe import Component, apply_overrides, load_recipe, merge, parse_override, recipe_from_dict
-from zoo.train.specs import CommonTrainSpec, StrictModel
+from zoo.specs import CommonTrainSpec, StrictModel
 
 from .conftest import ROOT, SHARED
 

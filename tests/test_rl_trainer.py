@@ -158,7 +158,7 @@ def test_a_few_cpu_steps_train_every_part(tmp_path, algorithm: str) -> None:
 
 
 def test_resume_continues_like_an_uninterrupted_run(tmp_path) -> None:
-    from zoo.train.checkpoint import load_generator
+    from zoo.checkpoint_io import load_generator
     from zoo.train.rl import RLTrainer
 
     full = RLTrainer(recipe_from_dict(_raw(tmp_path / "a", steps=4, checkpoint_every=2)), quiet=True).fit()

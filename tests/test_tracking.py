@@ -13,9 +13,9 @@ from mlflow.tracking import MlflowClient
 from typer.testing import CliRunner
 
 from tests.test_train_infra_tiny import mlflow_store, mlflow_template, tiny_recipe, tiny_trainer  # noqa: F401
+from zoo.checkpoint_io import load_generator
 from zoo.errors import DataError, TrainingError
 from zoo.recipe import load_recipe
-from zoo.train import checkpoint as ckpt
 from zoo.train.base import train
 from zoo.train.tracking import DEFAULT_URI, check_uri, resolve_uri
 
@@ -92,17 +92,17 @@ def test_tracked_run_records_everything_and_loads_by_run_id(tmp_path, tiny_train
 
     mlflow.set_tracking_uri(mlflow_store)
     logged = mlflow.pytorch.load_model(tags["zoo.model_uri"])
-    gen, rec = ckpt.load_generator(run_id=res.run_id, tracking_uri=mlflow_store)
+    gen, rec = load_generator(run_id=res.run_id, tracking_uri=mlflow_store)
     x = torch.rand(1, 3, 16, 16)
     torch.testing.assert_close(logged(x)["image"], gen(x)["image"])
     assert rec["name"] == "tiny"
 
     # the checkpoint artifact is used when the local file is gone
     res.checkpoint.unlink()
-    gen2, _ = ckpt.load_generator(run_id=res.run_id, tracking_uri=mlflow_store)
+    gen2, _ = load_generator(run_id=res.run_id, tracking_uri=mlflow_store)
     torch.testing.assert_close(gen2(x)["image"], gen(x)["image"])
     with pytest.raises(TrainingError, match="is not in the store"):
-        ckpt.load_generator(run_id="0" * 32, tracking_uri=mlflow_store)
+        load_generator(run_id="0" * 32, tracking_uri=mlflow_store)
 
     from zoo.cli.main import app
 

@@ -17,11 +17,12 @@ from tests.test_train_infra_tiny import (  # noqa: F401  (fixtures below)
     tiny_recipe,
     tiny_trainer,  # noqa: F401
 )
+from zoo.checkpoint_io import load_generator
+from zoo.devices import autocast, resolve_device, uses_channels_last
 from zoo.errors import DataError, ParameterError, RecipeError, TrainingError
 from zoo.recipe import load_recipe
 from zoo.train import checkpoint as ckpt
 from zoo.train.base import train
-from zoo.train.devices import autocast, resolve_device, uses_channels_last
 from zoo.train.tracking import image_grid
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -157,13 +158,13 @@ def test_rng_state_roundtrip_through_weights_only(tmp_path):
 
 def test_load_generator_rebuilds_the_trained_network(tmp_path, tiny_trainer):
     res = _run(tmp_path, steps=2)
-    gen, recipe = ckpt.load_generator(checkpoint=res.run_dir)
+    gen, recipe = load_generator(checkpoint=res.run_dir)
     assert isinstance(gen, TinyGenerator) and not gen.training and recipe["model"] == {"channels": 4}
     state = ckpt.load_checkpoint(res.checkpoint)
     for k, v in gen.state_dict().items():
         torch.testing.assert_close(v, state["modules"]["generator"][k])
     with pytest.raises(DataError, match="exactly one"):
-        ckpt.load_generator()
+        load_generator()
 
 
 def test_resume_refuses_another_model_or_trainer(tmp_path, tiny_trainer):

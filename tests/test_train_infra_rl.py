@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from tests.test_train_infra_tiny import mlflow_store, mlflow_template  # noqa: F401
+from zoo.checkpoint_io import load_generator
 from zoo.recipe import load_recipe
 from zoo.train import checkpoint as ckpt
 from zoo.train.base import train
@@ -45,7 +46,7 @@ def test_rl_demo_recipe_trains_resumes_and_reloads(tmp_path, mlflow_store):
         )
         assert more.run_id == first.run_id and more.steps == 3
         assert all(torch.isfinite(torch.tensor(v)) for v in more.metrics.values())
-        gen, recipe = ckpt.load_generator(run_id=first.run_id, tracking_uri=mlflow_store)
+        gen, recipe = load_generator(run_id=first.run_id, tracking_uri=mlflow_store)
         assert recipe["data"]["name"] == "synthetic" and recipe["train"]["trainer"] == "rl"
         x = torch.rand(1, 3, 50, 70)
         with torch.inference_mode():

@@ -28,8 +28,8 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from zoo.registry import REGISTRIES  # noqa: E402
+from zoo.specs import CommonTrainSpec, StrictModel  # noqa: E402
 from zoo.train.base import Trainer  # noqa: E402
-from zoo.train.specs import CommonTrainSpec, StrictModel  # noqa: E402
 
 NAME = "tiny_test"
 
@@ -62,12 +62,11 @@ class TinyTrainer(Trainer):
     ModelSpec = TinyModelSpec
     TrainSpec = TinyTrainSpec
 
-    @classmethod
-    def build_generator(cls, recipe) -> nn.Module:
-        return TinyGenerator(recipe.model.channels)
+    def generator_block(self) -> dict:
+        return {"name": "tiny_test_generator", "channels": self.recipe.model.channels}
 
     def build(self) -> None:
-        self.G = self.add_module("generator", self.build_generator(self.recipe))
+        self.G = self.add_module("generator", self.build_generator())
         critic = nn.Sequential(
             nn.Conv2d(3, 4, 3, stride=2, padding=1),
             nn.LeakyReLU(0.2),
@@ -126,10 +125,12 @@ class TinyTrainer(Trainer):
 
 def register_tiny() -> None:
     REGISTRIES["trainer"].add(NAME, TinyTrainer)
+    REGISTRIES["generator"].add("tiny_test_generator", TinyGenerator)
 
 
 def unregister_tiny() -> None:
     REGISTRIES["trainer"].remove(NAME)
+    REGISTRIES["generator"].remove("tiny_test_generator")
 
 
 @pytest.fixture

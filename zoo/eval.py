@@ -456,7 +456,7 @@ def log_to_mlflow(
     """
     from mlflow.tracking import MlflowClient
 
-    from zoo.train.tracking import check_uri, resolve_uri
+    from zoo.tracking import check_uri, resolve_uri
 
     uri, _ = resolve_uri(tracking_uri)
     check_uri(uri)

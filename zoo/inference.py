@@ -137,8 +137,8 @@ def load_model(
 ) -> LoadedModel:
     """Load the generator named by exactly one of a checkpoint, an MLflow run id, or a recipe.
 
-    A recipe builds its generator through its trainer's ``build_generator`` (random weights unless the
-    recipe's generator block names ``weights``, e.g. the released RL demo weights).
+    A recipe builds its ``model.generator`` block (random weights unless the block names ``weights``, e.g. the
+    released RL demo weights); no trainer is involved.
 
     Raises:
         DataError: none or several sources given, or a source that cannot be loaded.
@@ -151,16 +151,17 @@ def load_model(
         )
     if overrides and not recipe:
         raise DataError("--set overrides apply to --recipe only (a checkpoint or run carries its own recipe).")
-    from zoo.train.devices import resolve_device
+    from zoo.devices import resolve_device
 
     dev = resolve_device(device)
     if recipe:
         from zoo.recipe import load_recipe
+        from zoo.registry import create
 
         rec = load_recipe(recipe, overrides)
-        gen = rec.trainer_cls.build_generator(rec)
+        gen = create("generator", rec.model.generator, where=rec.where("model.generator"))
         return LoadedModel(gen.to(dev).eval(), rec.to_dict(), f"recipe {recipe}")
-    from zoo.train.checkpoint import load_generator
+    from zoo.checkpoint_io import load_generator
 
     if run_id:
         gen, rec = load_generator(run_id=run_id, device=dev, tracking_uri=tracking_uri)
@@ -171,7 +172,7 @@ def load_model(
 
 def checkpoint_run(checkpoint: str | os.PathLike[str]) -> tuple[str | None, str | None]:
     """The MLflow run id and tracking URI recorded in a checkpoint (``(None, None)`` when absent)."""
-    from zoo.train.checkpoint import checkpoint_in, load_checkpoint
+    from zoo.checkpoint_io import checkpoint_in, load_checkpoint
 
     path = checkpoint_in(Path(checkpoint)) or Path(checkpoint)
     state = load_checkpoint(path)

@@ -28,7 +28,7 @@ from pydantic import BaseModel, BeforeValidator, ValidationError
 
 from zoo.errors import RecipeError, ZooError, suggest
 from zoo.registry import EntryInfo, entries, find_entry, get
-from zoo.train.specs import CommonTrainSpec, StrictModel, TrackingSpec
+from zoo.specs import CommonTrainSpec, StrictModel, TrackingSpec
 
 TOP_LEVEL_KEYS = ("name", "description", "seed", "base", "data", "model", "train", "tracking")
 MAX_BASE_DEPTH = 16

@@ -84,7 +84,7 @@ def runs_cmd(
     from rich.console import Console
     from rich.table import Table
 
-    from zoo.train.tracking import list_runs, resolve_uri
+    from zoo.tracking import list_runs, resolve_uri
 
     uri, _ = resolve_uri(tracking_uri)
     runs = list_runs(tracking_uri, experiment=experiment, max_results=limit)

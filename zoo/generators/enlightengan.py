@@ -326,7 +326,7 @@ def _read_state(path: str | os.PathLike[str]) -> Mapping[str, Tensor]:
             f"{exc}"
         ) from None
     if isinstance(obj, Mapping) and obj.get("format") == "enhance-zoo-checkpoint":
-        from zoo.train.checkpoint import generator_state
+        from zoo.checkpoint_io import generator_state
 
         return generator_state(obj)
     if isinstance(obj, Mapping):

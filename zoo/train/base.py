@@ -5,14 +5,10 @@ A trainer is registered under kind ``"trainer"`` and subclasses :class:`Trainer`
     @register("trainer", "gan")
     class GANTrainer(Trainer):
         ModelSpec = GANModelSpec          # pydantic (StrictModel): validates the recipe's ``model`` section
-        TrainSpec = GANTrainSpec          # subclass of zoo.train.specs.CommonTrainSpec: the ``train`` section
-
-        @classmethod
-        def build_generator(cls, recipe) -> nn.Module:      # optional: this is the default
-            return zoo.create("generator", recipe.model.generator)
+        TrainSpec = GANTrainSpec          # subclass of zoo.specs.CommonTrainSpec: the ``train`` section
 
         def build(self) -> None:                            # REQUIRED: networks, optimisers, schedulers
-            self.G = self.add_module("generator", self.build_generator(self.recipe))
+            self.G = self.add_module("generator", self.build_generator())
             self.D = self.add_module("discriminator", zoo.create("discriminator", self.model_cfg.discriminator))
             self.opt_g = self.add_optimizer("generator", torch.optim.Adam(self.G.parameters(), lr=self.cfg.lr))
             self.add_scheduler("generator", torch.optim.lr_scheduler.LambdaLR(self.opt_g, lambda step: 1.0))
@@ -29,10 +25,10 @@ A trainer is registered under kind ``"trainer"`` and subclasses :class:`Trainer`
 
 Hooks (override in the subclass)
 --------------------------------
-``build_generator(cls, recipe) -> nn.Module`` (classmethod; default: the recipe's ``model.generator`` block)
-    Build the inference model (``forward(x) -> {"image": ...}``) from a validated recipe alone: no data, no
-    optimisers, no loss networks, no pretrained downloads. ``zoo.train.checkpoint.load_generator`` calls it and then
-    loads the checkpoint's weights, so its ``state_dict`` keys must match :attr:`generator`'s.
+``generator_block(self) -> dict`` (default: the recipe's ``model.generator`` block)
+    The registered generator block that rebuilds the inference model (``forward(x) -> {"image": ...}``).
+    Checkpoints record it, and ``zoo.checkpoint_io.load_generator`` builds it with ``zoo.registry.create`` and then
+    loads the weights, so inference needs no trainer class. :meth:`build_generator` builds it for training.
 ``build(self) -> None`` (required)
     Create the networks with :meth:`add_module` (moves to the device, channels_last on CUDA, wraps in DDP under
     torchrun, optional ``torch.compile`` on CUDA; returns the module to use for training forwards), then the
@@ -93,10 +89,10 @@ import torch
 from pydantic import BaseModel
 from torch import nn
 
+from zoo import devices
 from zoo.errors import TrainingError
-from zoo.train import devices
+from zoo.specs import CommonTrainSpec
 from zoo.train import distributed as _dist
-from zoo.train.specs import CommonTrainSpec
 
 if TYPE_CHECKING:
     from zoo.recipe import Recipe
@@ -170,17 +166,18 @@ class Trainer:
 
     # ------------------------------------------------------------------------------------------- hooks
 
-    @classmethod
-    def build_generator(cls, recipe: Any) -> nn.Module:
-        """Build the inference model from a validated recipe alone: by default its ``model.generator`` block."""
+    def generator_block(self) -> dict[str, Any]:
+        """The component block that rebuilds :attr:`generator` (default: the recipe's ``model.generator``)."""
+        block = getattr(self.recipe.model, "generator", None)
+        if block is None:
+            raise NotImplementedError(f"{type(self).__name__} has no model.generator block: override generator_block()")
+        return dict(block)
+
+    def build_generator(self) -> nn.Module:
+        """Build the generator from :meth:`generator_block` (what inference rebuilds from a checkpoint)."""
         from zoo.registry import create
 
-        block = getattr(recipe.model, "generator", None)
-        if block is None:
-            raise NotImplementedError(
-                f"{cls.__name__}'s recipes have no model.generator block: override build_generator(recipe)"
-            )
-        return create("generator", block, where=recipe.where("model.generator"))
+        return create("generator", self.generator_block(), where=self.recipe.where("model.generator"))
 
     def build(self) -> None:
         """Create networks, optimisers and schedulers with the ``add_*`` helpers (override)."""
@@ -458,6 +455,8 @@ class Trainer:
             "mlflow_run_id": run_id,
             "tracking_uri": tracking_uri,
             "recipe": self.recipe.to_dict(),
+            # inference rebuilds the network from this block alone (no trainer class, no plugin trainer needed)
+            "generator_block": self.generator_block(),
         }
         owner = next((n for n, m in self._modules.items() if m is gen), None)
         if owner is not None:

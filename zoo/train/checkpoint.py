@@ -24,12 +24,22 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 
-from zoo.errors import DataError, TrainingError
+from zoo.checkpoint_io import FORMAT, LAST, checkpoint_in, load_checkpoint
+from zoo.errors import TrainingError
 
-FORMAT = "enhance-zoo-checkpoint"
-LAST = "last.pt"
+__all__ = [
+    "FORMAT",
+    "LAST",
+    "check_compatible",
+    "checkpoint_in",
+    "load_checkpoint",
+    "resolve_resume",
+    "rng_state",
+    "save_checkpoint",
+    "seed_everything",
+    "set_rng_state",
+]
 
 
 # ----------------------------------------------------------------------------------------------- RNG
@@ -115,38 +125,6 @@ class _suppress:
         return exc[0] is not None and issubclass(exc[0], OSError)
 
 
-def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Load a zoo checkpoint with ``torch.load(weights_only=True)``.
-
-    Raises:
-        DataError: the file is missing, unreadable, or not a zoo checkpoint.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"Checkpoint {path} does not exist.")
-    try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:
-        raise DataError(f"Checkpoint {path} cannot be read safely (weights_only=True): {exc}") from None
-    if not isinstance(state, dict) or state.get("format") != FORMAT:
-        keys = sorted(state)[:8] if isinstance(state, dict) else type(state).__name__
-        raise DataError(
-            f"{path} is not an enhance-zoo checkpoint (found {keys}). Foreign weight files (e.g. the official "
-            "EnlightenGAN .pth) are loaded through the generator's load_weights / weights parameter instead."
-        )
-    return state
-
-
-def checkpoint_in(path: Path) -> Path | None:
-    """The checkpoint a path names: the file itself, or ``last.pt`` inside a run or checkpoints folder."""
-    if path.is_file():
-        return path
-    for candidate in (path / "checkpoints" / LAST, path / LAST):
-        if candidate.is_file():
-            return candidate
-    return None
-
-
 def resolve_resume(resume: str | Path, tracker: Any) -> Path:
     """Find the checkpoint that ``--resume`` names: a file, a run folder, or an MLflow run id.
 
@@ -187,61 +165,3 @@ def check_compatible(state: Mapping[str, Any], recipe: Any, path: Path) -> None:
             f"Checkpoint {path} was trained with another model section ({shown}); the weights would not fit. "
             "Resume with the recipe the run started from (train.* keys such as steps may change)."
         )
-
-
-# ----------------------------------------------------------------------------------------------- inference
-
-
-def generator_state(state: Mapping[str, Any]) -> dict[str, torch.Tensor]:
-    """The generator's state dict inside a checkpoint."""
-    if "generator_from" in state:
-        return state["modules"][state["generator_from"]]
-    if "generator" in state:
-        return state["generator"]
-    raise DataError("This checkpoint holds no generator weights (neither 'generator_from' nor 'generator').")
-
-
-def load_generator(
-    checkpoint: str | Path | None = None,
-    run_id: str | None = None,
-    device: str | torch.device = "cpu",
-    tracking_uri: str | None = None,
-) -> tuple[nn.Module, dict[str, Any]]:
-    """Rebuild a trained generator from a checkpoint or an MLflow run, ready for inference.
-
-    The checkpoint's resolved recipe names the trainer, whose ``build_generator(recipe)`` makes the network;
-    the weights are then loaded with ``weights_only=True``.
-
-    Args:
-        checkpoint: a checkpoint file or a run folder (``<run dir>`` or ``<run dir>/checkpoints``).
-        run_id: an MLflow run id (the run's local checkpoint, else its ``checkpoints/last.pt`` artifact).
-        device: where to put the generator (``cpu``, ``cuda``, ``cuda:N``, ``mps``, ``auto``).
-        tracking_uri: the MLflow store to look ``run_id`` up in (default: ``MLFLOW_TRACKING_URI`` or
-            ``sqlite:///mlflow.db``).
-
-    Returns:
-        ``(generator in eval mode on device, resolved recipe dict)``.
-    """
-    if (checkpoint is None) == (run_id is None):
-        raise DataError("load_generator needs exactly one of checkpoint= (a file or run folder) or run_id=.")
-    if run_id is not None:
-        from zoo.train.tracking import Tracker
-
-        path = Tracker.lookup(tracking_uri).checkpoint_for_run(run_id)
-    else:
-        path = checkpoint_in(Path(checkpoint)) or Path(checkpoint)
-    state = load_checkpoint(path)
-    from zoo.recipe import recipe_from_dict
-
-    recipe = recipe_from_dict(state["recipe"], source=path)
-    gen = recipe.trainer_cls.build_generator(recipe)
-    try:
-        gen.load_state_dict(generator_state(state))
-    except RuntimeError as exc:
-        raise DataError(
-            f"Checkpoint {path}: the generator weights do not fit the network its recipe builds: {exc}"
-        ) from None
-    from zoo.train.devices import resolve_device
-
-    dev = device if isinstance(device, torch.device) else resolve_device(str(device))
-    return gen.to(dev).eval(), recipe.to_dict()

@@ -27,8 +27,8 @@ from torch import Tensor, nn
 from zoo.errors import ParameterError, RecipeError
 from zoo.recipe import Component
 from zoo.registry import create, register
+from zoo.specs import CommonTrainSpec, StrictModel
 from zoo.train.base import Trainer
-from zoo.train.specs import CommonTrainSpec, StrictModel
 
 __all__ = ["ContentLossSpec", "DiscriminatorSpec", "GANModelSpec", "GANTrainSpec", "GANTrainer", "linear_decay"]
 
@@ -118,7 +118,7 @@ class GANTrainer(Trainer):
     def build(self) -> None:
         cfg: GANTrainSpec = self.cfg  # type: ignore[assignment]
         model: GANModelSpec = self.model_cfg  # type: ignore[assignment]
-        self.G = self.add_module("generator", self.build_generator(self.recipe))
+        self.G = self.add_module("generator", self.build_generator())
         betas = tuple(cfg.betas)
         opt_g = self.add_optimizer(
             "generator", torch.optim.Adam(self.module("generator").parameters(), lr=cfg.lr, betas=betas)

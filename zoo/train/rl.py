@@ -23,8 +23,8 @@ from torch import Tensor, nn
 from zoo.errors import ParameterError, RecipeError
 from zoo.recipe import Component
 from zoo.registry import create, register
+from zoo.specs import CommonTrainSpec, StrictModel
 from zoo.train.base import Trainer
-from zoo.train.specs import CommonTrainSpec, StrictModel
 
 PAPER = "Kosugi & Yamasaki, AAAI 2020"
 
