@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 
 from zoo import inference as inf
 from zoo.cli.main import app
+from zoo.contracts import SliderGenerator
 from zoo.errors import DataError
 from zoo.registry import create
 
@@ -34,7 +35,7 @@ class Pointwise(nn.Module):
         return {"image": (x * self.gain).clamp(0, 1).sqrt()}
 
 
-class SliderEditor(nn.Module):
+class SliderEditor(SliderGenerator):
     """Edits with the real lightroom_basic software and reports its slider values (as the RL generator does)."""
 
     def __init__(self, values: dict[str, float]) -> None:
@@ -42,9 +43,8 @@ class SliderEditor(nn.Module):
         self.software = create("software", "lightroom_basic")
         self.register_buffer("params", self.software.from_dict(values)[None])
 
-    def forward(self, x):
-        p = self.params.expand(x.shape[0], -1)
-        return {"image": self.software.apply(x, p), "params": p}
+    def propose(self, x):
+        return self.params.expand(x.shape[0], -1)
 
 
 def _write(path: Path, arr: np.ndarray, mode: str | None = None, **kw) -> Path:
@@ -87,7 +87,7 @@ def test_read_image_conversions(tmp_path):
     oriented = _write(tmp_path / "o.jpg", np.zeros((4, 6, 3), dtype=np.uint8), exif=exif.tobytes())
     assert inf.read_image(oriented).shape == (3, 6, 4)
 
-    with pytest.raises(DataError, match="Cannot read image"):
+    with pytest.raises(DataError, match="broken.png cannot be decoded"):
         inf.read_image(_photos(tmp_path / "p") / "broken.png")
 
 

@@ -44,7 +44,9 @@ def test_expected_metrics_are_registered():
 @pytest.mark.parametrize("name", METRICS)
 def test_metric_contract(name):
     metric = _build(name)
-    assert isinstance(metric.higher_is_better, bool) and isinstance(metric.needs_reference, bool)
+    # a direction (bool), or None for a statistic with no better direction (mean brightness)
+    assert metric.higher_is_better in (True, False, None) and isinstance(metric.needs_reference, bool)
+    assert (metric.higher_is_better is None) == (name == "mean_brightness")
     pred, ref = _pair()
     out = metric(pred, ref if metric.needs_reference else None)
     assert out.shape == (2,) and torch.isfinite(out).all()

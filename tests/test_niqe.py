@@ -133,9 +133,11 @@ def test_aggd_table_search_equals_full_argmin():
 
 def test_missing_model_fails_at_call_time_with_instructions(monkeypatch):
     monkeypatch.delenv(nq.ENV_VAR, raising=False)
-    metric = create("metric", "niqe")  # builds from defaults (registry-wide tests do this)
+    metric = create("metric", "niqe")  # builds from defaults: the packaged standard model
+    assert np.isfinite(float(metric(torch.rand(1, 3, 96, 96))[0]))
+    assert metric.model is not None and nq.resolve_params_path(None) == nq.DEFAULT_PARAMS
     with pytest.raises(DataError, match="ZOO_NIQE_PARAMS") as info:
-        metric(torch.rand(1, 3, 96, 96))
+        create("metric", {"name": "niqe", "params": "/nonexistent/p.npz"})(torch.rand(1, 3, 96, 96))
     assert "niqe-fit" in str(info.value)
     with pytest.raises(DataError, match="does not exist"):
         create("metric", {"name": "niqe", "params": "/nonexistent/p.npz"})(torch.rand(1, 3, 96, 96))
@@ -171,7 +173,7 @@ def test_fit_pristine_and_niqe_fit_cli(tmp_path):
     folder = shared_path("data", "normal", "CBSD68")
     src = tmp_path / "pristine"
     src.mkdir()
-    for f in sorted(folder.iterdir())[:6]:
+    for f in sorted(folder.iterdir())[:24]:  # enough blocks for a full-rank covariance (niqe-fit refuses fewer)
         (src / f.name).write_bytes(f.read_bytes())
     (src / "broken.png").write_bytes(b"not an image")
     out = tmp_path / "model.npz"

@@ -90,8 +90,13 @@ def test_tracked_run_records_everything_and_loads_by_run_id(tmp_path, tiny_train
     raw = yaml.safe_load(mlflow.artifacts.load_text(f"runs:/{res.run_id}/recipe.yaml"))
     assert raw == recipe.to_dict()
 
-    mlflow.set_tracking_uri(mlflow_store)
-    logged = mlflow.pytorch.load_model(tags["zoo.model_uri"])
+    # the logged model is weights-only (no pickle): zoo loads it by URI, mlflow.pytorch does not
+    from zoo.model_registry import load_model_uri
+
+    assert tags["zoo.model_uri"] == f"runs:/{res.run_id}/model"
+    assert {a.path for a in client.list_artifacts(res.run_id, "model")} == {"model/generator.pt", "model/README.md"}
+    logged, meta, logged_run = load_model_uri(tags["zoo.model_uri"], mlflow_store)
+    assert logged_run == res.run_id and meta["step"] == 8 and meta["recipe"] == "tiny"
     gen, rec = load_generator(run_id=res.run_id, tracking_uri=mlflow_store)
     x = torch.rand(1, 3, 16, 16)
     torch.testing.assert_close(logged(x)["image"], gen(x)["image"])

@@ -3,7 +3,10 @@
     python tools/benchmark.py [--quick] [--only editing,generator,rl,niqe] [--threads N] [-o docs/benchmarks.md]
 
 Each area keeps its own script in ``tools/`` exposing ``run(quick: bool = False) -> list[dict]``, one dict per
-row with keys ``benchmark, case, value, unit, target, notes`` (values are medians over repeats):
+row with keys ``benchmark, case, value, unit, target, notes`` (values are medians over repeats). ``target`` is a
+comparison with a number (``">= 2000"``, ``"<= 35"``, ``"< 2"``) or empty; the harness judges it against the
+measured value in every run and writes ``yes`` or ``no`` in the ``met`` column (:func:`judge`): no script
+writes "met" by hand.
 
 | area | script |
 |---|---|
@@ -15,7 +18,12 @@ row with keys ``benchmark, case, value, unit, target, notes`` (values are median
 Every area runs in a fresh Python process (so peak-memory numbers are not polluted by another area) and the
 areas run one after the other. A missing script, one without ``run``, or one that fails shows up as such in the
 table; nothing is invented. Since these machines are noisy, compare numbers within one run: the ``ratio``
-column divides each row's value by the first row of the same benchmark and unit in this run.
+column divides each row's value by the first row of the same benchmark and unit in this run, and the header
+records the load average before and after the run.
+
+``-o FILE`` writes exactly the markdown block the README's benchmark section shows; ``--readme README.md``
+replaces that block in the README (between the ``<!-- benchmark:begin -->`` and ``<!-- benchmark:end -->``
+markers), so ``make bench`` regenerates both. ``tools/gpu_check.py`` writes its rows in the same format.
 """
 
 from __future__ import annotations
@@ -25,6 +33,7 @@ import datetime as _dt
 import json
 import os
 import platform
+import re
 import statistics
 import subprocess
 import sys
@@ -43,7 +52,50 @@ AREAS: dict[str, str | None] = {
     "rl": "tools/bench_rl.py",
     "niqe": None,  # built in: bench_niqe below
 }
-COLUMNS = ("benchmark", "case", "value", "unit", "ratio", "target", "notes")
+COLUMNS = ("benchmark", "case", "value", "unit", "ratio", "target", "met", "notes")
+HEADER = "| " + " | ".join(COLUMNS) + " |"
+MARKERS = {
+    "benchmark": ("<!-- benchmark:begin -->", "<!-- benchmark:end -->"),
+    "gpu": ("<!-- gpu:begin -->", "<!-- gpu:end -->"),
+}
+_TARGET_RE = re.compile(r"^\s*(>=|<=|>|<|==)\s*(-?\d+(?:\.\d+)?(?:e-?\d+)?)\s*$")
+
+
+def judge(value: Any, target: str) -> str:
+    """Decide a row's target from its measured value: ``"yes"``, ``"no"``, or ``""`` when there is nothing to judge.
+
+    Args:
+        value: the measured number (``None`` when the row was skipped or failed).
+        target: ``""`` or a comparison with a number: ``">= 2000"``, ``"<= 35"``, ``"< 2"``, ``"> 0"``, ``"== 1"``.
+
+    Returns:
+        ``"yes"`` or ``"no"`` for a numeric value and a target; ``"-"`` for a target without a measured value;
+        ``""`` for a row without a target.
+
+    Raises:
+        ValueError: the target is not of that form (a benchmark script wrote it wrong).
+
+    Example:
+        >>> judge(1.15, "<= 1.10"), judge(2518.4, ">= 2000"), judge(None, "< 2"), judge(3, "")
+        ('no', 'yes', '-', '')
+    """
+    target = str(target or "").strip()
+    if not target:
+        return ""
+    match = _TARGET_RE.match(target)
+    if match is None:
+        raise ValueError(f"target {target!r} is not a comparison with a number (>= 2000, <= 35, < 2, ...)")
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or value != value:
+        return "-"
+    op, bound = match.group(1), float(match.group(2))
+    ok = {
+        ">=": value >= bound,
+        "<=": value <= bound,
+        ">": value > bound,
+        "<": value < bound,
+        "==": value == bound,
+    }[op]
+    return "yes" if ok else "no"
 
 
 # ----------------------------------------------------------------------------------------------- NIQE
@@ -187,8 +239,21 @@ def add_ratios(rows: list[dict[str, Any]]) -> None:
             r["ratio"] = ""
 
 
-def machine_description(threads: int | None) -> list[str]:
-    """Lines describing the machine, software and run (for the table's header)."""
+def load_average() -> str:
+    """The 1, 5 and 15 minute load averages (``/proc/loadavg``), or ``n/a``."""
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "n/a"
+
+
+def machine_description(threads: int | None, load: tuple[str, str] | None = None) -> list[str]:
+    """Lines describing the machine, software and run (for the table's header).
+
+    Args:
+        threads: the torch thread count the areas ran with (None: torch's default).
+        load: the load averages before and after the run (``/proc/loadavg``), when measured.
+    """
     import torch
 
     cpu = platform.processor() or platform.machine()
@@ -216,27 +281,78 @@ def machine_description(threads: int | None) -> list[str]:
         ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         commit = ""
-    return [
+    lines = [
         f"- machine: {cpu}, {usable} usable core(s) of {os.cpu_count()}, {mem}, {gpu}",
         f"- software: Python {platform.python_version()}, torch {torch.__version__}, {platform.system()} "
         f"{platform.release()}; torch threads: {threads or torch.get_num_threads()}",
         f"- run: {_dt.datetime.now().isoformat(timespec='seconds')}"
         + (f", commit {commit}" if commit else "")
-        + "; values are medians over repeats; ratios compare rows of the same benchmark within this run",
+        + "; values are medians over repeats; ratios compare rows of the same benchmark within this run; "
+        "`met` is judged from the value in this run",
     ]
+    if load is not None:
+        lines.append(f"- load average (1, 5, 15 min): {load[0]} before, {load[1]} after")
+    return lines
 
 
-def render(rows: list[dict[str, Any]], header: list[str], command: str) -> str:
-    lines = ["## Benchmarks", "", *header, f"- reproduce: `{command}`", ""]
-    lines.append("| " + " | ".join(COLUMNS) + " |")
-    lines.append("|" + "---|" * len(COLUMNS))
+def render(rows: list[dict[str, Any]], header: list[str], command: str, title: str | None = None) -> str:
+    """The markdown block: an optional title line, the machine lines, the command, and the table.
+
+    The ``met`` column is always judged here from ``value`` and ``target`` (:func:`judge`); a ``met`` key in a row
+    is ignored. This is exactly what ``-o FILE`` writes and what the README shows between its markers.
+    """
+    lines = [f"**{title}**", ""] if title else []
+    lines += [*header, f"- reproduce: `{command}`", "", HEADER, "|" + "---|" * len(COLUMNS)]
     for r in rows:
         cells = []
         for c in COLUMNS:
-            v = r.get(c, "")
-            cells.append("-" if v is None else str(v).replace("|", "/"))
+            v = judge(r.get("value"), r.get("target", "")) if c == "met" else r.get(c, "")
+            cells.append("-" if v is None else " ".join(str(v).replace("|", "/").split()))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def parse_tables(text: str) -> list[list[dict[str, str]]]:
+    """Every table of ``text`` whose header is the harness's (:data:`HEADER`), as lists of row dicts (cells as text).
+
+    A row with the wrong number of cells is kept with the key ``"_cells"`` holding its cell count, so a checker can
+    report it.
+    """
+    tables: list[list[dict[str, str]]] = []
+    lines = text.splitlines()
+    i = 0
+    while i < len(lines):
+        if lines[i].strip() != HEADER:
+            i += 1
+            continue
+        rows: list[dict[str, str]] = []
+        i += 2  # header and separator
+        while i < len(lines) and lines[i].strip().startswith("|"):
+            cells = [c.strip() for c in lines[i].strip().strip("|").split("|")]
+            row = dict(zip(COLUMNS, cells, strict=False))
+            if len(cells) != len(COLUMNS):
+                row["_cells"] = str(len(cells))
+            rows.append(row)
+            i += 1
+        tables.append(rows)
+    return tables
+
+
+def replace_block(path: Path, text: str, key: str = "benchmark") -> None:
+    """Replace the generated block between the ``key`` markers of a markdown file (the README) with ``text``.
+
+    Raises:
+        SystemExit: the file lacks the markers (a sentence says which).
+    """
+    begin, end = MARKERS[key]
+    doc = path.read_text(encoding="utf-8")
+    if doc.count(begin) != 1 or doc.count(end) != 1 or doc.index(begin) > doc.index(end):
+        raise SystemExit(f"{path} has no single {begin} ... {end} block; add the two markers where the table goes.")
+    head, rest = doc.split(begin, 1)
+    _, tail = rest.split(end, 1)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(f"{head}{begin}\n{text}{end}{tail}", encoding="utf-8")
+    tmp.replace(path)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -245,7 +361,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", default=",".join(AREAS), help=f"comma-separated areas (default: {','.join(AREAS)})")
     parser.add_argument("--threads", type=int, default=None, help="torch threads in every area")
     parser.add_argument("--timeout", type=float, default=1800, help="seconds allowed per area")
-    parser.add_argument("-o", "--output", type=Path, default=None, help="also write the markdown table here")
+    parser.add_argument("-o", "--output", type=Path, default=None, help="also write the markdown block here")
+    parser.add_argument(
+        "--readme", type=Path, default=None, help="also replace the block between the README's benchmark markers"
+    )
     parser.add_argument("--json", type=Path, default=None, help="also write the rows as JSON")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--rows", type=Path, default=None, help=argparse.SUPPRESS)
@@ -260,6 +379,7 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [a for a in areas if a not in AREAS]
     if unknown:
         parser.error(f"unknown area(s) {unknown}; known: {', '.join(AREAS)}")
+    load_before = load_average()
     rows: list[dict[str, Any]] = []
     for area in areas:
         print(f"running {area} ...", file=sys.stderr, flush=True)
@@ -268,11 +388,13 @@ def main(argv: list[str] | None = None) -> int:
     command = "python tools/benchmark.py" + (" --quick" if args.quick else "")
     command += f" --only {args.only}" if args.only != ",".join(AREAS) else ""
     command += f" --threads {args.threads}" if args.threads else ""
-    text = render(rows, machine_description(args.threads), command)
+    text = render(rows, machine_description(args.threads, (load_before, load_average())), command)
     print(text)
     if args.output:
         args.output.parent.mkdir(parents=True, exist_ok=True)
         args.output.write_text(text, encoding="utf-8")
+    if args.readme:
+        replace_block(args.readme, text)
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2, default=str), encoding="utf-8")
     return 0

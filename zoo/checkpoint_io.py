@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from zoo.errors import DataError
+from zoo.errors import DataError, load_failure
 
 FORMAT = "enhance-zoo-checkpoint"
 LAST = "last.pt"
@@ -29,18 +29,29 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         DataError: the file is missing, unreadable, or not a zoo checkpoint.
     """
     path = Path(path)
+    if path.is_dir():
+        raise DataError(f"Checkpoint {path} is a folder with no checkpoints/{LAST} inside; give a checkpoint file.")
     if not path.is_file():
         raise DataError(f"Checkpoint {path} does not exist.")
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:
-        raise DataError(f"Checkpoint {path} cannot be read safely (weights_only=True): {exc}") from None
+        raise DataError(f"Checkpoint {path} cannot be read: {load_failure(exc)}.") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
-        keys = sorted(state)[:8] if isinstance(state, dict) else type(state).__name__
+        keys = sorted(map(str, state))[:8] if isinstance(state, dict) else type(state).__name__
         raise DataError(
             f"{path} is not an enhance-zoo checkpoint (found {keys}). Foreign weight files (e.g. the official "
             "EnlightenGAN .pth) are loaded through the generator's load_weights / weights parameter instead."
         )
+    from zoo.errors import RecipeError
+    from zoo.recipe import check_bounded
+
+    for key in ("recipe", "generator_block"):  # bounded before anything validates, prints or logs them
+        if key in state:
+            try:
+                check_bounded(state[key], f"Checkpoint {path}: {key}")
+            except RecipeError as exc:
+                raise DataError(str(exc)) from None
     return state
 
 

@@ -60,3 +60,39 @@ def available(candidates: Iterable[str], limit: int = 30) -> str:
     shown = ", ".join(names[:limit])
     more = f", ... ({len(names) - limit} more)" if len(names) > limit else ""
     return f"Available: {shown}{more}."
+
+
+def short_repr(value: object, limit: int = 80) -> str:
+    """``repr(value)`` cut to about ``limit`` characters, never expanding deep or huge (aliased) structures.
+
+    Messages quote user values with it, so a hostile recipe (e.g. YAML anchors expanding exponentially) cannot
+    make an error message itself explode.
+
+    Example:
+        >>> short_repr(list(range(1000)), 30)
+        '[0, 1, 2, 3, 4, 5, ...]'
+    """
+    import reprlib
+
+    r = reprlib.Repr()
+    r.maxlevel, r.maxdict, r.maxlist, r.maxtuple, r.maxset = 3, 6, 6, 6, 6
+    r.maxstring, r.maxother, r.maxlong = limit, limit, limit
+    text = r.repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def load_failure(exc: BaseException) -> str:
+    """Why ``torch.load(weights_only=True)`` (or ``np.load(allow_pickle=False)``) refused a file, as a clause.
+
+    The libraries' own messages advise loading the file unsafely; a zoo message never passes that advice on.
+
+    Example:
+        >>> load_failure(ValueError("Object arrays cannot be loaded when allow_pickle=False"))
+        'it holds Python objects, not only numbers (a pickle that could run code), which the zoo does not load'
+    """
+    text = str(exc).strip()
+    markers = ("weights_only", "Weights only load failed", "Unsupported global", "allow_pickle", "WeightsUnpickler")
+    if any(m in text for m in markers):
+        return "it holds Python objects, not only numbers (a pickle that could run code), which the zoo does not load"
+    first = text.splitlines()[0][:200] if text else ""
+    return f"it is not a readable weights file ({type(exc).__name__}{': ' + first if first else ''})"

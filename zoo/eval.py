@@ -114,7 +114,7 @@ class EvalResult:
                 n: {
                     "mean": _json_num(v),
                     "n": self.counts()[n],
-                    "higher_is_better": bool(self.metrics[n].higher_is_better),
+                    "higher_is_better": _direction(self.metrics[n]),
                 }
                 for n, v in self.means().items()
             },
@@ -143,6 +143,10 @@ def _key(rel: Path) -> str:
     return rel.with_suffix("").as_posix()
 
 
+def _norm_path(path: Path) -> str:
+    return str(Path(path).resolve())
+
+
 def _thumb(x: Tensor, size: int = GRID_SIZE) -> Tensor:
     """Fit ``3 x H x W`` into ``size x size`` (aspect kept, white margins) for the comparison grid."""
     import torch.nn.functional as F
@@ -155,6 +159,77 @@ def _thumb(x: Tensor, size: int = GRID_SIZE) -> Tensor:
     y0, x0 = (size - nh) // 2, (size - nw) // 2
     out[:, y0 : y0 + nh, x0 : x0 + nw] = small.clamp(0, 1)
     return out
+
+
+# ----------------------------------------------------------------------------------------------- outputs check
+
+
+def check_outputs(
+    *,
+    pred: Sequence[Path] = (),
+    data: Sequence[Path] = (),
+    ref: Sequence[Path | None] = (),
+    synthetic_dark: Sequence[Path] = (),
+    out: Path | None = None,
+    files: Mapping[str, Path | None] | None = None,
+) -> None:
+    """Refuse, before any work, outputs that would replace an input or each other (what ``zoo eval`` writes).
+
+    Args:
+        pred, data, ref, synthetic_dark: the input folders of ``zoo eval``.
+        out: the folder that keeps the enhanced images (``--out``): set ``d`` goes to ``out/<d name>``, a
+            synthetic set to ``out/<name>_synthetic_dark``.
+        files: report files by option (``{"--csv": path, "--json": path, "--grid": path}``).
+
+    Raises:
+        DataError: naming the input (or the other option) a file would replace.
+    """
+    from zoo.inference import collect_images
+    from zoo.outputs import ensure_parent, plan_outputs, refuse_overwriting_inputs
+
+    sets = [*pred, *data, *(r for r in ref if r is not None), *synthetic_dark]
+    collected = {Path(s): collect_images([s]) for s in sets}
+    inputs = [p for pairs in collected.values() for p, _ in pairs]
+    if out is not None:
+        for d in data:
+            targets = plan_outputs(collected[Path(d)], out / Path(d).name, lambda rel: ".png")
+            refuse_overwriting_inputs(targets, inputs, what="enhanced image (--out)")
+        for normal in synthetic_dark:
+            dst = out / f"{Path(normal).name}_synthetic_dark"
+            targets = plan_outputs(collected[Path(normal)], dst, lambda rel: ".png")
+            refuse_overwriting_inputs(targets, inputs, what="enhanced image (--out)")
+    seen: dict[str, str] = {}
+    for option, path in (files or {}).items():
+        if path is None:
+            continue
+        refuse_overwriting_inputs([Path(path)], inputs, what=f"{option} file")
+        key = str(Path(path).expanduser().resolve())
+        if key in seen:
+            raise DataError(f"{seen[key]} and {option} name the same file {path}; give each its own.")
+        seen[key] = option
+        ensure_parent(path)
+
+
+def _unique_keys(files: Sequence[tuple[Path, Path]]) -> list[str]:
+    """Row names of files: the relative path without extension, or with it where two files share that."""
+    stems = [_key(rel) for _, rel in files]
+    counts: dict[str, int] = {}
+    for k in stems:
+        counts[k] = counts.get(k, 0) + 1
+    return [k if counts[k] == 1 else rel.as_posix() for k, (_, rel) in zip(stems, files, strict=True)]
+
+
+def _index(files: Sequence[tuple[Path, Path]]) -> dict[str, Path]:
+    """Files by unique key, plus by bare relative path without extension where that is unambiguous."""
+    out = dict(zip(_unique_keys(files), (p for p, _ in files), strict=True))
+    for p, rel in files:
+        out.setdefault(rel.as_posix(), p)
+    return out
+
+
+def _match(key: str, rel: Path, refs: Mapping[str, Path]) -> Path | None:
+    """The reference of an image: same relative path with extension first, else same path without extension."""
+    return refs.get(rel.as_posix()) or refs.get(key) or refs.get(_key(rel))
 
 
 # ----------------------------------------------------------------------------------------------- folders
@@ -172,23 +247,29 @@ def evaluate_folder(
     """Score a folder of images, pairing with ``ref`` by relative path without extension when given."""
     from zoo.inference import _progress, collect_images, read_image
 
-    pred_files = {_key(rel): p for p, rel in collect_images([pred])}
-    ref_files = {_key(rel): p for p, rel in collect_images([ref])} if ref is not None else {}
+    found = collect_images([pred])
+    keys = _unique_keys(found)
+    ref_found = collect_images([ref]) if ref is not None else []
+    ref_index = _index(ref_found)
+    pairs = {key: _match(key, rel, ref_index) for key, (_, rel) in zip(keys, found, strict=True)}
     result = EvalResult(name or Path(pred).name, dict(metrics))
     if ref is not None:
-        result.unmatched_pred = sorted(set(pred_files) - set(ref_files))
-        result.unmatched_ref = sorted(set(ref_files) - set(pred_files))
-        if not set(pred_files) & set(ref_files) and any(m.needs_reference for m in metrics.values()):
+        used = {_norm_path(r) for r in pairs.values() if r is not None}
+        result.unmatched_pred = sorted(k for k, r in pairs.items() if r is None)
+        result.unmatched_ref = sorted(
+            k for k, (p, _) in zip(_unique_keys(ref_found), ref_found, strict=True) if _norm_path(p) not in used
+        )
+        if not used and any(m.needs_reference for m in metrics.values()):
             raise DataError(
                 f"No file of {pred} has a namesake in {ref} (pairs are matched by relative path without "
-                f"extension, e.g. {next(iter(pred_files))!r}); full-reference metrics need pairs."
+                f"extension, e.g. {keys[0]!r}); full-reference metrics need pairs."
             )
-    with _progress(progress, len(pred_files), "scoring") as advance:
-        for key, path in pred_files.items():
+    with _progress(progress, len(found), "scoring") as advance:
+        for key, (path, _) in zip(keys, found, strict=True):
             advance(path.name)
             try:
                 p = read_image(path)
-                r = read_image(ref_files[key]) if key in ref_files else None
+                r = read_image(pairs[key]) if pairs[key] is not None else None
             except DataError as exc:
                 result.skipped.append((str(path), str(exc)))
                 continue
@@ -228,22 +309,27 @@ def evaluate_model(
     from zoo.inference import collect_images, enhance_files, read_image
 
     set_name = name or Path(data).name
-    ref_files = {_key(rel): p for p, rel in collect_images([ref])} if ref is not None else {}
-    data_root = Path(data)
+    ref_found = collect_images([ref]) if ref is not None else []
+    ref_files = _index(ref_found)
+    inputs = collect_images([data])
+    keys = {p: (k, rel) for k, (p, rel) in zip(_unique_keys(inputs), inputs, strict=True)}
+    used_refs: set[str] = set()
     result = EvalResult(set_name, dict(metrics))
     base = EvalResult(f"{set_name} (input)", dict(metrics)) if baseline else None
 
     def on_image(path: Path, inp: Tensor, out: Tensor) -> None:
-        key = _key(path.relative_to(data_root)) if data_root.is_dir() else _key(Path(path.name))
+        key, rel = keys.get(path, (_key(Path(path.name)), Path(path.name)))
         r = None
         if ref_files:
-            if key not in ref_files:
+            match = _match(key, rel, ref_files)
+            if match is None:
                 result.unmatched_pred.append(key)
             else:
+                used_refs.add(_norm_path(match))
                 try:
-                    r = read_image(ref_files[key])
+                    r = read_image(match)
                 except DataError as exc:
-                    result.skipped.append((str(ref_files[key]), str(exc)))
+                    result.skipped.append((str(match), str(exc)))
                 if r is not None and r.shape != out.shape:
                     result.errors.append(
                         (key, f"size {tuple(out.shape[1:])} differs from the reference's {tuple(r.shape[1:])}")
@@ -262,9 +348,10 @@ def evaluate_model(
             generator, [data], out_dir or tmp, tile=tile, source=source, progress=progress, on_image=on_image
         )
     result.skipped += [(str(p), why) for p, why in report.skipped]
-    if ref_files:
-        seen = {r["image"] for r in result.rows}
-        result.unmatched_ref = sorted(set(ref_files) - seen)
+    if ref_found:
+        result.unmatched_ref = sorted(
+            k for k, (p, _) in zip(_unique_keys(ref_found), ref_found, strict=True) if _norm_path(p) not in used_refs
+        )
     return [result] if base is None else [result, base]
 
 
@@ -311,10 +398,12 @@ def make_synthetic_pairs(
         ``(out_dir, skipped (file, reason), {key: (exposure, gamma)})``.
     """
     from zoo.inference import collect_images, read_image, write_image
+    from zoo.outputs import plan_outputs
 
     out_dir = Path(out_dir)
     skipped, drawn = [], {}
-    for path, rel in collect_images([normal]):
+    files = collect_images([normal])
+    for (path, rel), dst in zip(files, plan_outputs(files, out_dir, lambda rel: ".png"), strict=True):
         key = _key(rel)
         try:
             x = read_image(path)
@@ -322,8 +411,8 @@ def make_synthetic_pairs(
             skipped.append((str(path), str(exc)))
             continue
         a, g = spec.draw(key)
-        drawn[key] = (a, g)
-        write_image(out_dir / (key + ".png"), synthetic_dark(x, a, g))
+        drawn[dst.relative_to(out_dir).with_suffix("").as_posix()] = (a, g)
+        write_image(dst, synthetic_dark(x, a, g))
     if not drawn:
         raise DataError(f"No readable photo in {normal} to darken.")
     return out_dir, skipped, drawn
@@ -369,9 +458,10 @@ def evaluate_synthetic_dark(
 
 def write_csv(results: Sequence[EvalResult], path: str | os.PathLike[str], *, per_image: bool = False) -> Path:
     """Write set means (``set, metric, mean, n, higher_is_better``) or, with ``per_image``, one row per image."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="", encoding="utf-8") as fh:
+    from zoo.outputs import ensure_parent, writing
+
+    path = ensure_parent(path)
+    with writing(path), path.open("w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
         if per_image:
             names = list(dict.fromkeys(n for r in results for n in r.metrics))
@@ -384,7 +474,8 @@ def write_csv(results: Sequence[EvalResult], path: str | os.PathLike[str], *, pe
             for res in results:
                 counts = res.counts()
                 for n, v in res.means().items():
-                    w.writerow([res.name, n, _csv_num(v), counts[n], res.metrics[n].higher_is_better])
+                    direction = _direction(res.metrics[n])
+                    w.writerow([res.name, n, _csv_num(v), counts[n], "" if direction is None else direction])
     return path
 
 
@@ -396,9 +487,12 @@ def _csv_num(v: Any) -> Any:
 
 def write_json(results: Sequence[EvalResult], path: str | os.PathLike[str], **extra: Any) -> Path:
     """Write every set's summary and per-image scores as strict JSON."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({**extra, "sets": [r.as_dict() for r in results]}, indent=2, allow_nan=False) + "\n")
+    from zoo.outputs import ensure_parent, writing
+
+    path = ensure_parent(path)
+    text = json.dumps({**extra, "sets": [r.as_dict() for r in results]}, indent=2, allow_nan=False) + "\n"
+    with writing(path):
+        path.write_text(text, encoding="utf-8")
     return path
 
 
@@ -421,9 +515,11 @@ def write_grid(results: Sequence[EvalResult], path: str | os.PathLike[str]) -> P
                 continue
             arr = (row[i].permute(1, 2, 0).numpy() * 255.0 + 0.5).astype(np.uint8)
             canvas.paste(Image.fromarray(arr), (pad + c * (s + pad), head + pad + r * (s + pad)))
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    canvas.save(path)
+    from zoo.outputs import ensure_parent, writing
+
+    path = ensure_parent(path)
+    with writing(path):
+        canvas.save(path, format="PNG")
     return path
 
 
@@ -518,8 +614,9 @@ def print_results(results: Sequence[EvalResult], *, per_image: bool = False, con
     t.add_column("set")
     t.add_column("images", justify="right")
     for n in names:
-        arrow = "↑" if next(r.metrics[n] for r in results if n in r.metrics).higher_is_better else "↓"
-        t.add_column(f"{n} {arrow}", justify="right")
+        direction = _direction(next(r.metrics[n] for r in results if n in r.metrics))
+        arrow = "" if direction is None else (" ↑" if direction else " ↓")  # a statistic has no better direction
+        t.add_column(f"{n}{arrow}", justify="right")
     for res in results:
         means = res.means()
         t.add_row(res.name, str(len(res.rows)), *[_fmt(means.get(n)) for n in names])
@@ -541,6 +638,12 @@ def print_results(results: Sequence[EvalResult], *, per_image: bool = False, con
             console.print(f"[yellow]skipped[/yellow] {why if f in why else f'{f}: {why}'}")
         for f, why in res.errors:
             console.print(f"[yellow]error[/yellow] {f}: {why}")
+
+
+def _direction(metric: Any) -> bool | None:
+    """True when higher is better, False when lower is, None for a statistic with no better direction."""
+    value = getattr(metric, "higher_is_better", None)
+    return None if value is None else bool(value)
 
 
 def _fmt(v: Any) -> str:

@@ -4,10 +4,14 @@ The exported graph takes ``input`` (``N x 3 x H x W`` float32 in [0, 1]) and ret
 width are dynamic; a generator with shape-dependent Python branches (EnlightenGAN's large-photo downsample path
 above ``max_width``) is exported for the branch below the limit, and the export records that bound.
 
-Slider generators (an RL editor: a ``policy`` that looks at a thumbnail plus an editing ``software``) are exported
-as their policy: ``input`` is the ``N x 3 x T x T`` thumbnail and the outputs are ``logits`` (``N x K x L``) and
-``value``. The software (per-image data-dependent filters) is not a graph: the ONNX file's metadata names it, its
-sliders and the level mapping ``p = (a - (L-1)/2) / ((L-1)/2)``, so the sliders can be applied with ``zoo edit``.
+Slider generators (:class:`zoo.contracts.SliderGenerator`: a network that looks at a thumbnail plus an editing
+``software``) are exported as their network only, since the software (per-image data-dependent filters) is not a
+graph; the ONNX file's metadata names the software and its sliders, so the values can be applied with ``zoo edit``:
+
+- an RL editor (``rl_editor``) as its policy: ``input`` is the ``N x 3 x T x T`` thumbnail and the outputs are
+  ``logits`` (``N x K x L``) and ``value``; the metadata gives the level mapping ``p = (a - (L-1)/2) / ((L-1)/2)``;
+- a slider regressor (``edit_regressor``) as its regressor: thumbnail in, ``params`` (``N x K`` slider values,
+  already in their ranges) out; the metadata gives each slider's range and neutral value.
 """
 
 from __future__ import annotations
@@ -38,8 +42,28 @@ class _PolicyOnly(nn.Module):
         return logits, value
 
 
-def _is_slider_generator(model: nn.Module) -> bool:
-    return all(hasattr(model, a) for a in ("policy", "software", "levels", "thumbnail_size"))
+class _RegressorOnly(nn.Module):
+    """Wraps a slider regressor: thumbnail in, slider values out."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.model.regress(x)
+
+
+def _slider_kind(model: nn.Module) -> str | None:
+    """``"policy"`` (RL editor), ``"regressor"`` (thumbnail -> slider values) or ``None`` (export the image path)."""
+    from zoo.contracts import PolicySliderGenerator, SliderGenerator
+
+    if isinstance(model, PolicySliderGenerator) or all(
+        hasattr(model, a) for a in ("policy", "software", "levels", "thumbnail_size")
+    ):
+        return "policy"
+    if isinstance(model, SliderGenerator) and callable(getattr(model, "regress", None)):
+        return "regressor"
+    return None
 
 
 class _ImageOnly(nn.Module):
@@ -63,7 +87,8 @@ class ExportReport:
     max_abs_diff: float | None
     checked_size: tuple[int, int] | None
     max_width: int | None
-    kind: str = "image"  # "image": the whole generator; "policy": an RL editor's policy (thumbnail -> logits)
+    kind: str = "image"  # "image": the whole generator; "policy": an RL editor's policy (thumbnail -> logits);
+    # "regressor": a slider regressor's network (thumbnail -> slider values)
 
 
 def export_onnx(
@@ -99,8 +124,11 @@ def export_onnx(
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     model = copy.deepcopy(generator).cpu().float().eval()
-    if _is_slider_generator(model):
+    slider_kind = _slider_kind(model)
+    if slider_kind == "policy":
         return _export_policy(model, path, opset=opset, check=check, atol=atol)
+    if slider_kind == "regressor":
+        return _export_regressor(model, path, opset=opset, check=check, atol=atol)
     max_width = getattr(model, "max_width", None)
     wrapped = _ImageOnly(model).eval()
     example = torch.rand(1, 3, *example_size)
@@ -170,15 +198,12 @@ def _export(
 
 def _export_policy(model: nn.Module, path: Path, *, opset: int, check: bool, atol: float) -> ExportReport:
     """Export an RL editor's policy network (thumbnail -> logits, value) with the software named in metadata."""
-    import json
-
     size = int(model.thumbnail_size)
     wrapped = _PolicyOnly(model.policy).eval()
     software = model.software
     metadata = {
         "zoo.kind": "policy",
-        "zoo.software": str(getattr(software, "software_name", type(software).__name__)),
-        "zoo.sliders": json.dumps(list(software.names)),
+        **_software_metadata(software),
         "zoo.levels": str(int(model.levels)),
         "zoo.thumbnail": f"{size}x{size} RGB in [0, 1], area-resized and rounded to 8 bits",
         "zoo.mapping": "action a = argmax(logits[k]); slider p = (a - (L-1)/2) / ((L-1)/2)",
@@ -211,6 +236,51 @@ def _export_policy(model: nn.Module, path: Path, *, opset: int, check: bool, ato
         report.max_abs_diff, report.checked_size = diff, (size, size)
         if diff > atol:
             raise InputError(f"export_onnx: the exported policy differs from PyTorch by {diff:.3g} (> {atol:g}).")
+    return report
+
+
+def _software_metadata(software: nn.Module) -> dict[str, str]:
+    import json
+
+    specs = getattr(software, "specs", [])
+    return {
+        "zoo.software": str(getattr(software, "software_name", type(software).__name__)),
+        "zoo.sliders": json.dumps(list(software.names)),
+        "zoo.ranges": json.dumps({n: [s.low, s.high] for n, s in zip(software.names, specs, strict=True)}),
+        "zoo.neutral": json.dumps({n: s.neutral for n, s in zip(software.names, specs, strict=True)}),
+    }
+
+
+def _export_regressor(model: nn.Module, path: Path, *, opset: int, check: bool, atol: float) -> ExportReport:
+    """Export a slider regressor's network (thumbnail -> slider values) with the software named in metadata."""
+    size = int(model.thumbnail_size)
+    wrapped = _RegressorOnly(model).eval()
+    metadata = {
+        "zoo.kind": "regressor",
+        **_software_metadata(model.software),
+        "zoo.thumbnail": f"{size}x{size} RGB in [0, 1], area-resized (OpenCV INTER_AREA), not rounded",
+        "zoo.mapping": "output params[n, k] is slider k's value, already within its range (zoo.ranges)",
+    }
+    batch = torch.export.Dim("batch", min=1, max=4096)
+    _export(
+        wrapped,
+        torch.rand(2, 3, size, size),
+        path,
+        ["params"],
+        {"x": {0: batch}},
+        opset,
+        who=f"the regressor of {type(model).__name__}",
+        metadata=metadata,
+    )
+    report = ExportReport(
+        path=path, opset=opset, max_abs_diff=None, checked_size=None, max_width=None, kind="regressor"
+    )
+    if check:
+        x = torch.rand(3, 3, size, size, generator=torch.Generator().manual_seed(0))
+        diff = check_onnx(path, wrapped, x)
+        report.max_abs_diff, report.checked_size = diff, (size, size)
+        if diff > atol:
+            raise InputError(f"export_onnx: the exported regressor differs from PyTorch by {diff:.3g} (> {atol:g}).")
     return report
 
 

@@ -6,8 +6,9 @@ palette, RGBA (composited on white), CMYK and 16-bit files converted to RGB in [
 EnlightenGAN's downsample-by-2 above ``max_width``; or overlapping tiles blended with linear ramps when
 ``tile`` is set), write an 8-bit PNG (or JPEG), and:
 
-- when the generator's output has ``"params"`` and the generator has a ``software`` (RL editing), a JSON sidecar
-  with the named slider values (the software's own sidecar format, so ``zoo edit`` can replay it);
+- when the generator is a slider generator (:class:`zoo.contracts.SliderGenerator`: ``rl_editor``,
+  ``edit_regressor``) and its output has ``"params"``, a JSON sidecar with the named slider values (the software's
+  own sidecar format, so ``zoo edit`` can replay it);
 - with ``xmp=True``, an XMP sidecar with Lightroom / Camera Raw ``crs:`` settings (see :func:`lightroom_settings`).
 
 Files that cannot be read or enhanced are skipped and listed in the report; the run goes on.
@@ -22,13 +23,14 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import Tensor, nn
 
+from zoo.contracts import SliderGenerator
 from zoo.errors import DataError, InputError, ZooError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+MAX_PIXELS = 200_000_000  # the decoder's bomb guard for photos: above any camera's (a 102 MP medium format fits)
 
 
 # ----------------------------------------------------------------------------------------------- files
@@ -61,54 +63,102 @@ def collect_images(inputs: Iterable[str | os.PathLike[str]]) -> list[tuple[Path,
     return found
 
 
-def read_image(path: str | os.PathLike[str]) -> Tensor:
-    """Read an image file as ``3 x H x W`` float32 RGB in ``[0, 1]``.
+def read_image(path: str | os.PathLike[str], *, max_pixels: int | None = MAX_PIXELS) -> Tensor:
+    """Read an image file as ``3 x H x W`` float32 RGB in ``[0, 1]``, with the zoo's one decoder.
 
-    EXIF orientation is applied. Gray, palette and CMYK images are converted to RGB; 16-bit gray is scaled by
-    1/65535; an alpha channel is composited on white (a transparent background shows as white, as viewers show it).
+    Goes through :func:`zoo.data.decode.decode_image`, as training data does, so a file reads the same in
+    training, ``zoo enhance``, ``zoo eval`` and ``zoo edit``: EXIF orientation applied; gray, palette and CMYK
+    converted to RGB (CMYK and RGB through their embedded ICC profiles to sRGB); 16-bit PNG and TIFF at full
+    precision (divided by 65535); alpha composited on white (a transparent background shows as white, as viewers
+    show it).
+
+    Args:
+        path: the image file.
+        max_pixels: refuse larger images (from the header, before decoding; a decompression-bomb guard).
+
+    Returns:
+        ``3 x H x W`` float32 tensor in [0, 1].
 
     Raises:
-        DataError: the file cannot be decoded.
-    """
-    from PIL import Image, ImageOps, UnidentifiedImageError
+        DataError: the file cannot be read or decoded, or it has more than ``max_pixels`` pixels.
 
-    path = Path(path)
-    try:
-        with Image.open(path) as im:
-            im = ImageOps.exif_transpose(im)
-            if im.mode in ("I;16", "I;16B", "I;16L", "I"):
-                arr = np.asarray(im, dtype=np.float64)
-                scale = 65535.0 if arr.max() > 255 or im.mode.startswith("I;16") else 255.0
-                gray = np.clip(arr / scale, 0.0, 1.0).astype(np.float32)
-                return torch.from_numpy(np.ascontiguousarray(np.repeat(gray[None], 3, axis=0)))
-            if im.mode == "F":
-                gray = np.clip(np.asarray(im, dtype=np.float32), 0.0, 1.0)
-                return torch.from_numpy(np.ascontiguousarray(np.repeat(gray[None], 3, axis=0)))
-            if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
-                rgba = im.convert("RGBA")
-                background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-                im = Image.alpha_composite(background, rgba).convert("RGB")
-            elif im.mode != "RGB":
-                im = im.convert("RGB")
-            arr = np.asarray(im, dtype=np.uint8)
-    except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError) as exc:
-        raise DataError(f"Cannot read image {path}: {exc}") from None
-    return torch.from_numpy(arr.copy()).permute(2, 0, 1).float().div_(255.0)
+    Example:
+        >>> import tempfile, numpy as np
+        >>> from PIL import Image
+        >>> f = tempfile.NamedTemporaryFile(suffix=".png", delete=False).name
+        >>> Image.fromarray(np.full((2, 3), 255, np.uint8)).save(f)
+        >>> read_image(f).shape, float(read_image(f).min())
+        (torch.Size([3, 2, 3]), 1.0)
+    """
+    from zoo.data.decode import decode_image
+
+    arr = decode_image(path, alpha_background="white", max_pixels=max_pixels)
+    return torch.from_numpy(arr).permute(2, 0, 1).contiguous()
 
 
 def write_image(path: str | os.PathLike[str], image: Tensor, quality: int = 95) -> Path:
     """Write a ``3 x H x W`` (or ``1 x 3 x H x W``) image in ``[0, 1]`` as 8-bit PNG/JPEG/... (by extension)."""
     from PIL import Image
 
+    from zoo.outputs import ensure_parent, writing
+
     path = Path(path)
     x = image.detach().float().cpu()
     if x.ndim == 4:
         x = x[0]
     arr = (x.clamp(0, 1).mul(255.0).add(0.5).floor().to(torch.uint8)).permute(1, 2, 0).numpy()
-    path.parent.mkdir(parents=True, exist_ok=True)
+    ensure_parent(path)
     kwargs = {"quality": quality} if path.suffix.lower() in (".jpg", ".jpeg", ".webp") else {}
-    Image.fromarray(arr).save(path, **kwargs)
+    with writing(path):
+        Image.fromarray(arr).save(path, **kwargs)
     return path
+
+
+EDIT_FORMATS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+
+
+def edit_output_path(out_dir: str | os.PathLike[str], source_name: str) -> Path:
+    """Where ``zoo edit`` (and ``zoo studio``'s export) writes the edit of ``source_name``: same stem, same
+    format when it is a common one, else PNG."""
+    name = Path(source_name)
+    suffix = name.suffix.lower() if name.suffix.lower() in EDIT_FORMATS else ".png"
+    return Path(out_dir) / (name.stem + suffix)
+
+
+def edit_file(
+    software: nn.Module,
+    values: Tensor,
+    source: str | os.PathLike[str],
+    target: str | os.PathLike[str],
+    /,
+    **extra: Any,
+) -> tuple[Path, Path]:
+    """Apply one slider vector to one photo at full resolution: the single code path of ``zoo edit`` and the
+    export of ``zoo studio`` (so both write the same pixels for the same sidecar).
+
+    Args:
+        software: a ``zoo.editing.software.Software``.
+        values: its ``K`` slider values.
+        source: the photo (read with :func:`read_image`).
+        target: the output image (8 bits, format by extension; see :func:`edit_output_path`).
+        extra: fields recorded in the JSON sidecar written beside ``target`` (e.g. ``image``, ``source``).
+
+    Returns:
+        ``(image path, sidecar path)``.
+
+    Raises:
+        DataError: the photo cannot be decoded.
+    """
+    x = read_image(source)
+    with torch.inference_mode():
+        y = software.apply(x.unsqueeze(0), values.reshape(1, -1))
+    del x
+    target = write_image(target, y)
+    from zoo.outputs import writing
+
+    with writing(Path(target).with_suffix(".json")) as json_path:
+        sidecar = software.save_sidecar(json_path, values, **extra)
+    return target, sidecar
 
 
 # ----------------------------------------------------------------------------------------------- models
@@ -131,23 +181,42 @@ def load_model(
     checkpoint: str | os.PathLike[str] | None = None,
     run_id: str | None = None,
     recipe: str | os.PathLike[str] | None = None,
+    generator: str | Mapping[str, Any] | None = None,
+    pretrained: str | None = None,
+    model_uri: str | None = None,
     overrides: Sequence[str] = (),
     device: str = "auto",
     tracking_uri: str | None = None,
 ) -> LoadedModel:
-    """Load the generator named by exactly one of a checkpoint, an MLflow run id, or a recipe.
+    """Load the generator named by exactly one source.
 
-    A recipe builds its ``model.generator`` block (random weights unless the block names ``weights``, e.g. the
-    released RL demo weights); no trainer is involved.
+    Sources: a checkpoint (file or run folder), an MLflow run id, a recipe (its ``model.generator`` block, random
+    weights unless the block names ``weights``), a training-free registered generator (``generator="clahe"`` or a
+    block; one that learns is refused with a sentence), a model shipped in the package (``pretrained=NAME``, see
+    :mod:`zoo.pretrained`), or an MLflow model URI (``models:/NAME/VERSION``, ``models:/NAME@ALIAS``,
+    ``runs:/RUN_ID/model``; weights-only, see :mod:`zoo.model_registry`). No trainer is involved.
 
     Raises:
         DataError: none or several sources given, or a source that cannot be loaded.
+
+    Example:
+        >>> load_model(generator="histogram_equalization", device="cpu").source
+        'generator histogram_equalization'
     """
-    given = [n for n, v in (("--checkpoint", checkpoint), ("--run", run_id), ("--recipe", recipe)) if v]
+    sources = (
+        ("--checkpoint", checkpoint),
+        ("--run", run_id),
+        ("--recipe", recipe),
+        ("--generator", generator),
+        ("--pretrained", pretrained),
+        ("--model", model_uri),
+    )
+    given = [n for n, v in sources if v]
     if len(given) != 1:
         what = "none was given" if not given else f"got {', '.join(given)}"
         raise DataError(
-            f"Name the model with exactly one of --checkpoint CKPT, --run RUN_ID or --recipe RECIPE ({what})."
+            "Name the model with exactly one of --checkpoint CKPT, --run RUN_ID, --recipe RECIPE, --generator NAME, "
+            f"--pretrained NAME or --model models:/NAME/VERSION ({what})."
         )
     if overrides and not recipe:
         raise DataError("--set overrides apply to --recipe only (a checkpoint or run carries its own recipe).")
@@ -161,6 +230,24 @@ def load_model(
         rec = load_recipe(recipe, overrides)
         gen = create("generator", rec.model.generator, where=rec.where("model.generator"))
         return LoadedModel(gen.to(dev).eval(), rec.to_dict(), f"recipe {recipe}")
+    if generator:
+        from zoo.model_sources import training_free_generator
+
+        gen = training_free_generator(generator)
+        label = generator if isinstance(generator, str) and not generator.strip().startswith("{") else None
+        label = label or str(dict(generator).get("name") if isinstance(generator, Mapping) else generator)
+        return LoadedModel(gen.to(dev).eval(), None, f"generator {label}")
+    if pretrained:
+        from zoo.pretrained import load_pretrained
+
+        gen, info = load_pretrained(pretrained)
+        return LoadedModel(gen.to(dev).eval(), info.resolved_recipe(), f"pretrained {pretrained}")
+    if model_uri:
+        from zoo.model_registry import load_model_uri
+
+        gen, _meta, uri_run = load_model_uri(model_uri, tracking_uri)
+        source = f"MLflow model {model_uri}"
+        return LoadedModel(gen.to(dev).eval(), None, source, run_id=uri_run, tracking_uri=tracking_uri)
     from zoo.checkpoint_io import load_generator
 
     if run_id:
@@ -239,7 +326,7 @@ def run_generator(
     """
     x = image.unsqueeze(0) if image.ndim == 3 else image
     h, w = x.shape[-2:]
-    global_editor = getattr(generator, "software", None) is not None
+    global_editor = isinstance(generator, SliderGenerator)  # a global edit: the whole image decides the sliders
     if getattr(generator, "zoo_fused", False) and not global_editor:
         x = x.contiguous(memory_format=torch.channels_last)  # fused convolutions are channels_last
     with torch.inference_mode():
@@ -370,32 +457,40 @@ def write_sidecars(
     source: str,
     input_path: Path,
 ) -> list[Path]:
-    """Write the JSON (and XMP) sidecars of one enhanced image when the generator reports slider values."""
-    software = getattr(generator, "software", None)
+    """Write the JSON (and XMP) sidecars of one enhanced image when a slider generator reports its values.
+
+    Any :class:`zoo.contracts.SliderGenerator` (``rl_editor``, ``edit_regressor``, a plugin's) whose output has
+    ``"params"`` gets them, in its software's sidecar format.
+    """
     params = out.get("params")
-    if software is None or params is None:
+    if not isinstance(generator, SliderGenerator) or params is None:
         return []
+    software = generator.software
     row = params.reshape(params.shape[0], -1)[0].detach().cpu()
     extra = {"source_image": str(input_path), "model": source}
+    from zoo.outputs import writing
+
     written = []
     json_path = image_path.with_suffix(".json")
-    if hasattr(software, "save_sidecar"):
-        software.save_sidecar(json_path, row, **extra)
-    else:
-        import json
+    with writing(json_path):
+        if hasattr(software, "save_sidecar"):
+            software.save_sidecar(json_path, row, **extra)
+        else:
+            import json
 
-        content = {
-            "software": getattr(software, "software_name", type(software).__name__),
-            "params": software.to_dict(row),
-            **extra,
-        }
-        json_path.write_text(json.dumps(content, indent=2) + "\n", encoding="utf-8")
+            content = {
+                "software": getattr(software, "software_name", type(software).__name__),
+                "params": software.to_dict(row),
+                **extra,
+            }
+            json_path.write_text(json.dumps(content, indent=2) + "\n", encoding="utf-8")
     written.append(json_path)
     if xmp:
         settings = lightroom_settings(software.to_dict(row))
         if settings:
             xmp_path = image_path.with_suffix(".xmp")
-            xmp_path.write_text(xmp_document(settings, source=source), encoding="utf-8")
+            with writing(xmp_path):
+                xmp_path.write_text(xmp_document(settings, source=source), encoding="utf-8")
             written.append(xmp_path)
     return written
 
@@ -437,8 +532,9 @@ def enhance_files(
 
     Args:
         generator: a zoo generator (put in eval mode and fused here).
-        inputs: image files and folders (searched recursively; the relative layout is kept under ``out_dir``).
-        out_dir: output folder (created).
+        inputs: image files and folders (searched recursively; the relative layout is kept under ``out_dir``;
+            inputs that would share an output keep their extension in the name, see :mod:`zoo.outputs`).
+        out_dir: output folder (created). An output that would replace an input is refused before any work.
         tile: tile side for bounded-memory inference (see :func:`run_generator`).
         overlap: tile overlap in pixels.
         xmp: also write Lightroom XMP sidecars (generators that report slider values).
@@ -454,25 +550,30 @@ def enhance_files(
 
     if fmt.lower().lstrip(".") not in ("png", "jpg", "jpeg", "tif", "tiff", "webp", "bmp", "same"):
         raise InputError(f"Output format {fmt!r} is not supported (png, jpg, tif, webp, bmp or same).")
+    from zoo.outputs import SIDECAR_SUFFIXES, OutputError, ensure_dir, plan_outputs, refuse_overwriting_inputs
+
     files = collect_images(inputs)
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    targets = plan_outputs(files, out_dir, lambda rel: output_path(Path(), rel, fmt).suffix)
+    refuse_overwriting_inputs(targets, [p for p, _ in files], sidecars=SIDECAR_SUFFIXES)
+    ensure_dir(out_dir)
     generator = prepare_for_inference(generator)
     device = next((p.device for p in generator.parameters()), torch.device("cpu"))
     report = EnhanceReport()
     t0 = time.perf_counter()
     with _progress(progress, len(files), "enhancing") as advance:
-        for path, rel in files:
+        for (path, _rel), dst in zip(files, targets, strict=True):
             try:
                 img = read_image(path)
                 out = run_generator(generator, img.to(device), tile=tile, overlap=overlap)
-                dst = output_path(out_dir, rel, fmt)
                 write_image(dst, out["image"])
                 report.sidecars += write_sidecars(generator, out, dst, xmp=xmp, source=source, input_path=path)
                 report.outputs.append(dst)
                 report.inputs.append(path)
                 if on_image is not None:
                     on_image(path, img, out["image"][0].float().cpu())
+            except OutputError:  # a full disk or a read-only folder fails every next file the same way
+                raise
             except (ZooError, RuntimeError, OSError) as exc:  # one bad file never stops a batch
                 report.skipped.append((path, _reason(exc)))
             advance(path.name)

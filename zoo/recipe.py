@@ -26,66 +26,29 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ValidationError
 
-from zoo.errors import RecipeError, ZooError, suggest
+from zoo.errors import RecipeError, ZooError, short_repr, suggest
 from zoo.registry import EntryInfo, entries, find_entry, get
-from zoo.specs import CommonTrainSpec, StrictModel, TrackingSpec
+from zoo.specs import CommonTrainSpec, Component, ComponentKind, StrictModel, TrackingSpec
+
+__all__ = [
+    "Component",
+    "ComponentKind",
+    "Recipe",
+    "RecipeFile",
+    "apply_overrides",
+    "flatten",
+    "get_path",
+    "load_recipe",
+    "merge",
+    "recipe_from_dict",
+    "resolve_data",
+    "resolve_file",
+    "set_path",
+    "swap_component",
+]
 
 TOP_LEVEL_KEYS = ("name", "description", "seed", "base", "data", "model", "train", "tracking")
 MAX_BASE_DEPTH = 16
-
-
-# ----------------------------------------------------------------------------------------------- blocks
-
-
-@dataclasses.dataclass(frozen=True)
-class ComponentKind:
-    """Marks a recipe field that holds a component block of one kind."""
-
-    kind: str
-
-
-def _component_validator(kind: str):
-    def validate(value: Any) -> dict[str, Any]:
-        if isinstance(value, str):
-            value = {"name": value}
-        if not isinstance(value, Mapping):
-            raise ValueError(f"expected a {kind} block {{name: ..., <params>}} or a {kind} name, got {value!r}")
-        if "name" not in value:
-            raise ValueError(f"this {kind} block has no 'name' key (keys: {sorted(value)}); add name: <a {kind}>")
-        name = value["name"]
-        entry = _lookup(kind, str(name))
-        known = {p.name for p in entry.params}
-        for key in value:
-            if key != "name" and known and key not in known:
-                raise ValueError(
-                    f"{kind} {name!r} has no parameter {key!r}.{suggest(key, known)} "
-                    f"Accepted parameters: {', '.join(sorted(known))}"
-                )
-        return dict(value)
-
-    return validate
-
-
-def _lookup(kind: str, name: str) -> EntryInfo:
-    try:
-        return find_entry(name, kind)
-    except ZooError as exc:
-        raise ValueError(str(exc)) from None
-
-
-class _ComponentAlias:
-    """``Component("generator")``: the annotation of a recipe field holding a generator block.
-
-    The call form keeps linters from reading the kind as a forward reference; ``Component["generator"]`` works too.
-    """
-
-    def __call__(self, kind: str) -> Any:
-        return Annotated[dict[str, Any], ComponentKind(kind), BeforeValidator(_component_validator(kind))]
-
-    __getitem__ = __call__
-
-
-Component = _ComponentAlias()
 
 
 # ----------------------------------------------------------------------------------------------- recipe
@@ -177,11 +140,127 @@ def _kind_in_annotation(annotation: Any) -> str | None:
 # ----------------------------------------------------------------------------------------------- loading
 
 
-def read_yaml(path: str | Path) -> dict[str, Any]:
-    """Read one recipe file with the safe loader; a sentence on any error."""
+MAX_YAML_BYTES = 1 << 20  # a recipe is a few KB; 1 MiB leaves room and bounds the parse
+MAX_YAML_NODES = 20_000  # values after alias expansion (a real recipe has a few hundred)
+MAX_YAML_DEPTH = 64  # nesting levels (a real recipe has fewer than 10)
+
+
+def _bounded_loader(where: str):
+    """A safe YAML loader that refuses deep nesting and alias expansion beyond the limits, while composing."""
     import yaml
 
+    class BoundedLoader(yaml.SafeLoader):
+        _depth = 0
+        _sizes: dict[int, int]
+
+        def compose_node(self, parent: Any, index: Any) -> Any:
+            if not hasattr(self, "_sizes"):
+                self._sizes = {}
+            self._depth += 1
+            try:
+                if self._depth > MAX_YAML_DEPTH:
+                    mark = self.peek_event().start_mark
+                    raise RecipeError(
+                        f"{where}: the YAML nests deeper than {MAX_YAML_DEPTH} levels (line {mark.line + 1}); "
+                        "a recipe is a few levels of sections and component blocks."
+                    )
+                node = super().compose_node(parent, index)
+            finally:
+                self._depth -= 1
+            size = self._sizes.get(id(node))
+            if size is None:  # an alias returns its anchor's node, already counted: its expanded size counts again
+                children = node.value if isinstance(node.value, list) else []
+                size = 1
+                for child in children:
+                    for item in child if isinstance(child, tuple) else (child,):
+                        size += self._sizes.get(id(item), 1)
+                self._sizes[id(node)] = size
+            if size > MAX_YAML_NODES:
+                mark = node.start_mark
+                raise RecipeError(
+                    f"{where}: the YAML expands to more than {MAX_YAML_NODES} values (near line {mark.line + 1}; "
+                    "an alias counts as all the values it repeats); a recipe that large is refused."
+                )
+            return node
+
+    return BoundedLoader
+
+
+def parse_yaml_text(text: str | bytes, where: str) -> Any:
+    """Parse YAML safely within bounds: size, nesting depth and alias expansion; a sentence on any error.
+
+    Args:
+        text: the document (bytes are decoded as UTF-8).
+        where: what to name in messages (a file path, ``--set``, ...).
+
+    Raises:
+        RecipeError: too large, not UTF-8, too deep, expanding too much, or invalid YAML.
+
+    Example:
+        >>> parse_yaml_text("a: {b: 1}", "<test>")
+        {'a': {'b': 1}}
+    """
+    import yaml
+
+    if isinstance(text, bytes):
+        if len(text) > MAX_YAML_BYTES:
+            raise RecipeError(f"{where}: {len(text)} bytes is too large for a recipe (limit {MAX_YAML_BYTES}).")
+        try:
+            text = text.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise RecipeError(
+                f"{where}: not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset {exc.start}); save the "
+                "recipe as UTF-8."
+            ) from None
+    if len(text) > MAX_YAML_BYTES:
+        raise RecipeError(f"{where}: {len(text)} characters is too large for a recipe (limit {MAX_YAML_BYTES}).")
+    loader = _bounded_loader(where)(text)
+    try:
+        return loader.get_single_data()
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise RecipeError(f"{where}: invalid YAML{at}: {short_repr(problem, 200).strip(chr(39))}.") from None
+    except RecursionError:
+        raise RecipeError(f"{where}: the YAML nests too deeply to read.") from None
+    finally:
+        loader.dispose()
+
+
+def check_bounded(value: Any, where: str) -> None:
+    """Refuse a recipe-like structure (from a checkpoint, say) that is too deep or expands too much.
+
+    Shared references (YAML aliases, pickled shared objects) count once per use, as printing or validating
+    them would expand them. The walk stops at the limits, so it is fast whatever the input.
+
+    Raises:
+        RecipeError: naming ``where`` and the limit.
+    """
+    count = 0
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        count += 1
+        if count > MAX_YAML_NODES:
+            raise RecipeError(
+                f"{where}: the recipe expands to more than {MAX_YAML_NODES} values (repeated references); refused."
+            )
+        if depth > MAX_YAML_DEPTH:
+            raise RecipeError(f"{where}: the recipe nests deeper than {MAX_YAML_DEPTH} levels; refused.")
+        if isinstance(item, Mapping):
+            for k, v in item.items():
+                stack.append((k, depth + 1))
+                stack.append((v, depth + 1))
+        elif isinstance(item, (list, tuple, set)):
+            stack.extend((v, depth + 1) for v in item)
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """Read one recipe file with the safe loader, within bounds (:func:`parse_yaml_text`); a sentence on any error."""
     path = Path(path)
+    if path.is_dir():
+        raise RecipeError(f"Recipe {path} is a folder; give a .yaml file.")
     if not path.is_file():
         hint = ""
         recipes = Path(__file__).resolve().parent.parent / "recipes"
@@ -190,12 +269,14 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
             hint = f"{suggest(path.name, names)} Recipes shipped in {recipes}: {', '.join(names) or 'none'}."
         raise RecipeError(f"Recipe file {path} does not exist.{hint}")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise RecipeError(f"{path}: invalid YAML{where}: {problem}.") from None
+        size = path.stat().st_size
+        if size > MAX_YAML_BYTES:
+            raise RecipeError(f"{path}: {size} bytes is too large for a recipe (limit {MAX_YAML_BYTES} bytes).")
+        with path.open("rb") as fh:
+            raw = fh.read(MAX_YAML_BYTES + 1)
+    except OSError as exc:
+        raise RecipeError(f"Recipe {path} cannot be read: {exc.strerror or exc}.") from None
+    data = parse_yaml_text(raw, str(path))
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -240,27 +321,27 @@ def resolve_data(data: dict[str, Any], path: str | Path, _chain: tuple[Path, ...
     if base is None:
         return data
     if not isinstance(base, str):
-        raise RecipeError(f"{path}: base: names one recipe file (a string), got {base!r}.")
+        raise RecipeError(f"{path}: base: names one recipe file (a string), got {short_repr(base)}.")
     base_path = (path.parent / base) if not Path(base).is_absolute() else Path(base)
     if not base_path.is_file():
-        raise RecipeError(f"{path}: base: {base!r} does not exist (looked for {base_path}).")
+        raise RecipeError(f"{path}: base: {short_repr(base)} does not exist (looked for {base_path}).")
     return merge(resolve_file(base_path, (*_chain, path)), data)
 
 
 def parse_override(item: str) -> tuple[list[str], Any]:
     """Parse ``a.b.c=value`` (value read as a YAML scalar or list) into the key path and the value."""
-    import yaml
-
     if "=" not in item:
-        raise RecipeError(f"Override {item!r} is not of the form dotted.key=value (e.g. train.steps=200).")
+        raise RecipeError(f"Override {short_repr(item)} is not of the form dotted.key=value (e.g. train.steps=200).")
     key, _, text = item.partition("=")
     key = key.strip()
     parts = key.split(".")
     if not key or any(not p for p in parts):
         raise RecipeError(f"Override {item!r}: the key {key!r} is not a dotted path like train.steps.")
     try:
-        value = yaml.safe_load(text) if text.strip() else ""
-    except yaml.YAMLError:
+        value = parse_yaml_text(text, f"--set {key}") if text.strip() else ""
+    except RecipeError as exc:
+        if "invalid YAML" not in str(exc):
+            raise  # too large, too deep or expanding too much: refused, not taken as text
         value = text
     return parts, value
 
@@ -277,7 +358,7 @@ def apply_overrides(raw: dict[str, Any], overrides: Sequence[str]) -> dict[str, 
                 nxt = node[part] = {}
             if not isinstance(nxt, dict):
                 where = ".".join(parts[: i + 1])
-                raise RecipeError(f"Override {item!r}: {where} is {nxt!r}, not a section, so it has no keys.")
+                raise RecipeError(f"Override {item!r}: {where} is {short_repr(nxt)}, not a section, so it has no keys.")
             node = nxt
         node[parts[-1]] = value
     return out
@@ -309,6 +390,10 @@ def recipe_from_dict(raw: Mapping[str, Any], source: str | Path | None = None) -
         raise RecipeError(
             f"{src}: trainer {trainer_name!r} declares no ModelSpec, so its model section cannot be checked."
         )
+    upgrade = getattr(trainer_cls, "upgrade_message", None)  # a recipe in a layout this trainer no longer reads
+    message = upgrade(src, top.model, top.train) if upgrade is not None else None
+    if message:
+        raise RecipeError(message)
     _check_keys(top.model, model_spec, ("model",), src)
     _check_keys(top.train, train_spec, ("train",), src)
     model = _validated(model_spec, top.model, ("model",), src)
@@ -330,7 +415,8 @@ def recipe_from_dict(raw: Mapping[str, Any], source: str | Path | None = None) -
         try:
             check(recipe)
         except ZooError as exc:
-            raise RecipeError(f"{src}: {exc}") from None
+            text = str(exc)
+            raise RecipeError(text if text.startswith(src) else f"{src}: {text}") from None
     return recipe
 
 
@@ -398,7 +484,8 @@ def _format_validation(exc: ValidationError, loc: tuple[str, ...], src: str) -> 
         msg = err.get("msg", "invalid")
         msg = msg.removeprefix("Value error, ")
         got = err.get("input")
-        shown = "" if err.get("type") in ("missing", "value_error") or isinstance(got, Mapping) else f" (got {got!r})"
+        quiet = err.get("type") in ("missing", "value_error") or isinstance(got, Mapping)
+        shown = "" if quiet else f" (got {short_repr(got)})"
         lines.append(f"{src}: {path or '<top>'}: {msg}{shown}.".replace("..", "."))
     return "\n".join(lines)
 
@@ -460,7 +547,9 @@ def swap_component(path: str | Path, dotted: str, new_name: str) -> tuple[str, s
     resolved = resolve_file(path)
     block = get_path(resolved, dotted)
     if not isinstance(block, Mapping) or "name" not in block:
-        raise RecipeError(f"{path}: {dotted} is not a component block ({{name: ..., <params>}}), it is {block!r}.")
+        raise RecipeError(
+            f"{path}: {dotted} is not a component block ({{name: ..., <params>}}), it is {short_repr(block)}."
+        )
     old_name = str(block["name"])
     kind = _kind_at(resolved, path, dotted, old_name)
     new_entry = _lookup_for_swap(kind, new_name, path, dotted)

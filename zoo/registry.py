@@ -221,6 +221,20 @@ def load_index() -> tuple[EntryInfo, ...]:
 
 
 @functools.lru_cache(maxsize=1)
+def pretrained_index() -> tuple[dict[str, Any], ...]:
+    """The shipped pretrained models as the committed index lists them (``pretrained`` section; no torch import)."""
+    import yaml
+
+    path = index_path()
+    if not path.is_file():
+        return ()
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    with path.open(encoding="utf-8") as fh:
+        data = yaml.load(fh, Loader=loader) or {}
+    return tuple(data.get("pretrained") or ())
+
+
+@functools.lru_cache(maxsize=1)
 def load_plugins() -> tuple[str, ...]:
     """Import every module named in the ``enhance_zoo.components`` entry-point group.
 
@@ -534,8 +548,15 @@ INDEX_HEADER = (
 )
 
 
-def render_index(components: list[dict[str, Any]]) -> str:
+def render_index(components: list[dict[str, Any]], pretrained: list[dict[str, Any]] | None = None) -> str:
+    """The text of ``registry.yaml``: the components and (read from ``zoo/pretrained/*/manifest.yaml`` unless
+    given) the shipped pretrained models."""
     import yaml
 
-    body = yaml.safe_dump({"version": 1, "components": components}, sort_keys=False, width=120, allow_unicode=True)
+    if pretrained is None:
+        from zoo.pretrained import index_entries
+
+        pretrained = index_entries()
+    data = {"version": 1, "components": components, "pretrained": pretrained}
+    body = yaml.safe_dump(data, sort_keys=False, width=120, allow_unicode=True)
     return INDEX_HEADER + body

@@ -6,8 +6,6 @@ from pathlib import Path
 
 import typer
 
-SAME_FORMAT = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
-
 
 def _parse_sets(sets: list[str]) -> dict[str, float]:
     from zoo.errors import ParameterError
@@ -24,31 +22,8 @@ def _parse_sets(sets: list[str]) -> dict[str, float]:
     return out
 
 
-def _load(path: Path):
-    import numpy as np
-    import torch
-    from PIL import Image, ImageOps
-
-    with Image.open(path) as im:
-        im = ImageOps.exif_transpose(im)
-        if im.mode in ("I;16", "I;16B", "I"):
-            arr = np.asarray(im, dtype=np.float32) / (65535.0 if im.mode.startswith("I;16") else 255.0)
-            arr = np.repeat(arr[..., None].clip(0, 1), 3, axis=2)
-        else:
-            arr = np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0
-    return torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1).unsqueeze(0)
-
-
-def _save(img, path: Path) -> None:
-    import numpy as np
-    from PIL import Image
-
-    arr = (img[0].permute(1, 2, 0).clamp(0, 1).numpy() * 255.0 + 0.5).astype(np.uint8)
-    Image.fromarray(arr).save(path)
-
-
 def edit(
-    images: list[Path] = typer.Argument(..., help="Image files to edit."),
+    images: list[Path] = typer.Argument(..., help="Image files and/or folders (searched recursively) to edit."),
     set_: list[str] = typer.Option([], "--set", help="NAME=VALUE slider value (repeatable), e.g. exposure=0.3."),
     sidecar: Path | None = typer.Option(
         None, "--sidecar", help="JSON sidecar with slider values (zoo enhance writes them)."
@@ -60,13 +35,17 @@ def edit(
     """Apply slider values (--set and/or --sidecar) to full-resolution photos; writes images and JSON sidecars to OUT.
 
     Unset sliders are neutral. Outputs keep the input format when it is a common one (else PNG), 8 bits per
-    channel; a sidecar NAME.json beside each output records the values used. Unreadable files are skipped and listed.
+    channel; a sidecar NAME.json beside each output records the values used. Folders are searched recursively
+    and their layout is mirrored under OUT; inputs that would share an output name keep their extension in it
+    (a.jpg -> a.jpg.jpg beside a.png -> a.png.png; see zoo.outputs). An output that would replace an input is
+    refused before anything is written. Unreadable files are skipped and listed.
     """
-    import torch
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from zoo.errors import DataError
+    from zoo.inference import collect_images, edit_file, edit_output_path
+    from zoo.outputs import OutputError, ensure_dir, plan_outputs, refuse_overwriting_inputs
     from zoo.registry import create
 
     sw = create("software", software)
@@ -76,7 +55,11 @@ def edit(
         named = sw.to_dict(values)
         named.update(overrides)
         values = sw.from_dict(named)
-    out.mkdir(parents=True, exist_ok=True)
+    files = collect_images(images)
+    targets = plan_outputs(files, out, lambda rel: edit_output_path(out, rel.name).suffix)
+    inputs = [p for p, _ in files] + ([sidecar] if sidecar is not None else [])
+    refuse_overwriting_inputs(targets, inputs, sidecars=(".json",))
+    ensure_dir(out)
     console = Console(stderr=True)
     skipped: list[str] = []
     written = 0
@@ -88,27 +71,23 @@ def edit(
         console=console,
         disable=quiet,
     ) as progress:
-        task = progress.add_task("", total=len(images))
-        for path in images:
+        task = progress.add_task("", total=len(files))
+        for (path, _), target in zip(files, targets, strict=True):
             progress.update(task, description=path.name)
-            try:
-                x = _load(path)
-            except Exception as exc:  # any decoding failure: skip the file, keep going
-                skipped.append(f"{path} ({type(exc).__name__}: {exc})")
+            try:  # the same code path as zoo studio's export
+                edit_file(sw, values, path, target, image=target.name, source=str(path))
+            except OutputError:  # a full disk or a read-only folder: every next file would fail the same way
+                raise
+            except (DataError, RuntimeError, OSError) as exc:  # a file that cannot be decoded: skip it, keep going
+                skipped.append(str(exc) if isinstance(exc, DataError) else f"{path} ({type(exc).__name__}: {exc})")
                 progress.advance(task)
                 continue
-            with torch.inference_mode():
-                y = sw.apply(x, values.unsqueeze(0))
-            suffix = path.suffix.lower() if path.suffix.lower() in SAME_FORMAT else ".png"
-            target = out / (path.stem + suffix)
-            _save(y, target)
-            sw.save_sidecar(target.with_suffix(".json"), values, image=target.name, source=str(path))
             written += 1
             progress.advance(task)
     for item in skipped:
         console.print(f"[yellow]skipped[/yellow] {item}", highlight=False)
     if written == 0:
-        raise DataError(f"zoo edit: none of the {len(images)} file(s) could be read; nothing was written.")
+        raise DataError(f"zoo edit: none of the {len(files)} file(s) could be read; nothing was written.")
     console.print(f"wrote {written} image(s) to {out}" + (f", skipped {len(skipped)}" if skipped else ""))
 
 

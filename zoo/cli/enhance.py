@@ -1,4 +1,5 @@
-"""``zoo enhance``: full-resolution inference with any generator (checkpoint, MLflow run or recipe)."""
+"""``zoo enhance``: full-resolution inference with any generator (pretrained, checkpoint, MLflow run or model,
+recipe, or a training-free generator such as the classical baselines)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,15 @@ def enhance_cmd(
     checkpoint: Path = typer.Option(None, "--checkpoint", "-c", help="A zoo checkpoint file or run folder."),
     run: str = typer.Option(None, "--run", help="An MLflow run id whose model to use."),
     recipe: Path = typer.Option(None, "--recipe", "-r", help="Build the generator from a recipe (its weights: key)."),
+    generator: str = typer.Option(
+        None, "--generator", "-g", help="A training-free generator: gamma, clahe, histogram_equalization, ..."
+    ),
+    pretrained: str = typer.Option(
+        None, "--pretrained", help="A model shipped with the zoo (zoo list pretrained). Default when none is named."
+    ),
+    model_uri: str = typer.Option(
+        None, "--model", help="An MLflow model: models:/NAME/VERSION, models:/NAME@ALIAS or runs:/RUN_ID/model."
+    ),
     overrides: list[str] = typer.Option(None, "--set", "-s", help=SET_HELP),
     xmp: bool = typer.Option(False, "--xmp", help="Also write Lightroom XMP sidecars (slider-based generators)."),
     tile: int = typer.Option(
@@ -26,7 +36,7 @@ def enhance_cmd(
     tracking_uri: str = typer.Option(None, "--tracking-uri", help="MLflow store for --run (default: env or local)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
-    """Enhance photos at full resolution with a trained generator.
+    """Enhance photos at full resolution with a trained generator (default: the default pretrained model).
 
     Writes one image per input; generators that edit with sliders (RL editing) also write a JSON sidecar with
     the named slider values, and with --xmp an XMP sidecar Lightroom / Camera Raw can read. Unreadable files
@@ -36,10 +46,17 @@ def enhance_cmd(
 
     from zoo.inference import enhance_files, load_model
 
+    if not any((checkpoint, run, recipe, generator, pretrained, model_uri)):
+        from zoo.pretrained import DEFAULT
+
+        pretrained = DEFAULT  # no model named: the default pretrained model
     model = load_model(
         checkpoint=checkpoint,
         run_id=run,
         recipe=recipe,
+        generator=generator,
+        pretrained=pretrained,
+        model_uri=model_uri,
         overrides=overrides or (),
         device=device,
         tracking_uri=tracking_uri,

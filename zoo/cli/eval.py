@@ -19,6 +19,12 @@ def eval_cmd(
     checkpoint: Path = typer.Option(None, "--checkpoint", "-c", help="Enhance with a zoo checkpoint, then score."),
     run: str = typer.Option(None, "--run", help="Enhance with the model of an MLflow run, then score."),
     recipe: Path = typer.Option(None, "--recipe", "-r", help="Enhance with a recipe's generator, then score."),
+    model_specs: list[str] = typer.Option(
+        None,
+        "--model",
+        help="A model to compare (repeatable): baseline:NAME, generator:NAME, pretrained:NAME, run:RUN_ID, "
+        "recipe:PATH, models:/NAME/VERSION, runs:/RUN_ID/model or a checkpoint path.",
+    ),
     overrides: list[str] = typer.Option(None, "--set", "-s", help=SET_HELP),
     data: list[Path] = typer.Option(None, "--data", "-d", help="Folder of inputs to enhance and score (repeatable)."),
     synthetic_dark: list[Path] = typer.Option(
@@ -29,11 +35,14 @@ def eval_cmd(
         None,
         "--metrics",
         "-m",
-        help="Comma-separated metric names (zoo list metric). Default: niqe (if its model is configured), "
-        "mean_brightness, colorfulness, and psnr, ssim when references exist.",
+        help="Comma-separated metric names (zoo list metric). Default: niqe, mean_brightness, colorfulness, "
+        "and psnr, ssim when references exist.",
     ),
     niqe_params: Path = typer.Option(
-        None, "--niqe-params", help="NIQE pristine model .npz (default: $ZOO_NIQE_PARAMS).", envvar="ZOO_NIQE_PARAMS"
+        None,
+        "--niqe-params",
+        help="NIQE pristine model .npz (default: $ZOO_NIQE_PARAMS, else the standard model shipped with the zoo).",
+        envvar="ZOO_NIQE_PARAMS",
     ),
     baseline: bool = typer.Option(False, "--baseline", help="Also score the unenhanced inputs (model modes)."),
     per_image: bool = typer.Option(False, "--per-image", help="Print (and write) one row per image."),
@@ -68,6 +77,7 @@ def eval_cmd(
     zoo eval --pred OUT_DIR [--ref GT_DIR] --metrics niqe,psnr,ssim
     zoo eval (--checkpoint CKPT | --run RUN_ID | --recipe RECIPE) --data DIR [--ref DIR]
     zoo eval (--checkpoint CKPT | --run RUN_ID | --recipe RECIPE) --synthetic-dark NORMAL_DIR
+    zoo eval --model baseline:clahe --model pretrained:NAME --model models:/NAME/1 --data DIR --baseline
     """
     from rich.console import Console
 
@@ -75,9 +85,8 @@ def eval_cmd(
     from zoo.eval import (
         DarkeningSpec,
         build_metrics,
+        check_outputs,
         evaluate_folder,
-        evaluate_model,
-        evaluate_synthetic_dark,
         log_to_mlflow,
         print_results,
         write_csv,
@@ -87,12 +96,14 @@ def eval_cmd(
 
     console = Console(stderr=True, highlight=False, soft_wrap=True)
     pred, ref, data, synthetic_dark = pred or [], ref or [], data or [], synthetic_dark or []
-    has_model = any((checkpoint, run, recipe))
+    model_specs = model_specs or []
+    has_model = any((checkpoint, run, recipe)) or bool(model_specs)
     if pred and (has_model or data or synthetic_dark):
         raise DataError("--pred scores existing outputs; do not combine it with a model, --data or --synthetic-dark.")
     if not pred and not has_model:
         raise DataError(
-            "Give --pred DIR (outputs to score) or a model (--checkpoint, --run or --recipe) with --data DIR."
+            "Give --pred DIR (outputs to score) or a model (--checkpoint, --run, --recipe or --model SPEC) with "
+            "--data DIR."
         )
     if has_model and not (data or synthetic_dark):
         raise DataError("A model needs something to enhance: --data DIR and/or --synthetic-dark NORMAL_DIR.")
@@ -100,15 +111,21 @@ def eval_cmd(
     if ref and len(ref) != len(sets):
         raise DataError(f"Give one --ref per {'--pred' if pred else '--data'} set ({len(sets)}), got {len(ref)}.")
     refs = list(ref) if ref else [None] * len(sets)
+    check_outputs(  # before any work: no output replaces an input, no two options name one file
+        pred=pred,
+        data=data,
+        ref=refs,
+        synthetic_dark=synthetic_dark,
+        out=out,
+        files={"--csv": csv_path, "--json": json_path, "--grid": grid},
+    )
 
     paired = bool(ref) or bool(synthetic_dark)
     if metrics:
         names = [m.strip() for m in metrics.split(",") if m.strip()]
     else:
-        names = (["niqe"] if niqe_params else []) + ["mean_brightness", "colorfulness"]
+        names = ["niqe", "mean_brightness", "colorfulness"]  # niqe: the packaged standard model by default
         names += ["psnr", "ssim"] if paired else []
-        if not niqe_params:
-            console.print("note: niqe left out (no pristine model: --niqe-params PATH or ZOO_NIQE_PARAMS).")
     built = build_metrics(names, niqe_params=str(niqe_params) if niqe_params else None)
     if "niqe" in built:
         built["niqe"].model  # noqa: B018  (fail now, before any enhancing, if its model is missing)
@@ -123,48 +140,38 @@ def eval_cmd(
         for p, r in zip(pred, refs, strict=True):
             results.append(evaluate_folder(p, built, ref=r, grid_max=grid_rows, progress=not quiet))
     else:
+        from zoo.compare import evaluate_models
         from zoo.inference import checkpoint_run, load_model
+        from zoo.model_sources import parse_model_spec
 
-        model = load_model(
-            checkpoint=checkpoint,
-            run_id=run,
-            recipe=recipe,
-            overrides=overrides or (),
-            device=device,
-            tracking_uri=tracking_uri,
+        named = [("", {"checkpoint": checkpoint, "run_id": run, "recipe": recipe, "overrides": overrides or ()})]
+        named = named if any((checkpoint, run, recipe)) else []
+        if overrides and not recipe:
+            raise DataError("--set overrides apply to --recipe only (a checkpoint or run carries its own recipe).")
+        named += [(spec, parse_model_spec(spec)) for spec in model_specs]
+        loaded = [(label, load_model(**kw, device=device, tracking_uri=tracking_uri)) for label, kw in named]
+        models = [(label or m.source, m.generator) for label, m in loaded]
+        if len(loaded) == 1:
+            model = loaded[0][1]
+            source, run_id = model.source, model.run_id
+            if checkpoint is not None and track is not False:
+                run_id, ckpt_uri = checkpoint_run(checkpoint)
+                uri = tracking_uri or ckpt_uri
+        else:  # a comparison: tracked (with --track) as one new evaluation run
+            source = "; ".join(m.source for _, m in loaded)
+        results = evaluate_models(
+            models,
+            built,
+            data=data,
+            refs=refs,
+            synthetic_dark=synthetic_dark,
+            spec=DarkeningSpec(seed=seed),
+            out=out,
+            baseline=baseline,
+            tile=tile,
+            grid_max=grid_rows,
+            progress=not quiet,
         )
-        source, run_id = model.source, model.run_id
-        if checkpoint is not None and track is not False:
-            run_id, ckpt_uri = checkpoint_run(checkpoint)
-            uri = tracking_uri or ckpt_uri
-        for i, (d, r) in enumerate(zip(data, refs, strict=True)):
-            results += evaluate_model(
-                model.generator,
-                d,
-                built,
-                ref=r,
-                out_dir=(out / d.name) if out else None,
-                baseline=baseline,
-                tile=tile,
-                grid_max=grid_rows if i == 0 else 0,
-                source=source,
-                progress=not quiet,
-            )
-        for normal in synthetic_dark:
-            results += evaluate_synthetic_dark(
-                model.generator,
-                normal,
-                built,
-                spec=DarkeningSpec(seed=seed),
-                out_dir=(out / f"{normal.name}_synthetic_dark") if out else None,
-                baseline=baseline,
-                tile=tile,
-                grid_max=grid_rows if not results or not results[0].grid else 0,
-                source=source,
-                progress=not quiet,
-            )
-        if not results[0].grid and grid_rows:
-            results.sort(key=lambda r: not r.grid)
 
     print_results(results, per_image=per_image, console=Console())
     written = []

@@ -43,6 +43,11 @@ def export_cmd(
             "slider generator: exported its policy (input: the 64 x 64 thumbnail; outputs: logits N x K x L, value);"
             " the slider values are applied by the editing software named in the file's metadata (zoo edit)"
         )
+    elif report.kind == "regressor":
+        console.print(
+            "slider generator: exported its regressor (input: the thumbnail; output: params N x K slider values);"
+            " the values are applied by the editing software named in the file's metadata (zoo edit)"
+        )
     if report.max_width is not None:
         console.print(
             f"input widths up to {report.max_width} px (wider photos: downsample first, as the generator does)"

@@ -22,15 +22,17 @@ def niqe_fit_cmd(
     sharpness exceeds SHARPNESS x the image's sharpest block are kept. The result loads with
     --niqe-params / ZOO_NIQE_PARAMS like BasicSR's niqe_pris_params.npz.
     """
-    import numpy as np
     from rich.console import Console
 
     from zoo.errors import DataError
     from zoo.inference import _progress, collect_images, read_image
     from zoo.metrics.niqe import fit_pristine, rgb_to_gray_matlab, to_uint8_numbers
+    from zoo.outputs import ensure_parent, refuse_overwriting_inputs, writing
 
     console = Console(stderr=True, highlight=False, soft_wrap=True)
     files = collect_images(folder)
+    refuse_overwriting_inputs([output], [p for p, _ in files], what="pristine model (-o)")
+    ensure_parent(output)  # before the fit: a folder, or a file where a folder should be, fails now
     skipped: list[str] = []
 
     def grays():
@@ -48,8 +50,8 @@ def niqe_fit_cmd(
                 yield rgb_to_gray_matlab(rgb)
 
     model, n_blocks = fit_pristine(grays(), block_size=block_size, sharpness_threshold=sharpness)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    model.save(output)
+    with writing(output):
+        model.save(output)  # exactly this path (numpy alone would append .npz)
     for s in skipped:
         console.print(f"[yellow]skipped[/yellow] {s}")
     used = len(files) - len(skipped)
@@ -57,8 +59,6 @@ def niqe_fit_cmd(
         f"Fitted a NIQE pristine model on {n_blocks} blocks from {used} photo(s) -> {output} "
         f"(use it with --niqe-params {output} or ZOO_NIQE_PARAMS={output})."
     )
-    if not np.isfinite(model.cov).all():
-        raise DataError("The fitted covariance is not finite: give more varied pristine photos.")
 
 
 def register(app: typer.Typer) -> None:

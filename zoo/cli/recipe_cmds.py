@@ -53,8 +53,15 @@ def check_cmd(
     files: list[Path] = typer.Argument(..., help="Recipe files."),
     overrides: list[str] = typer.Option(None, "--set", "-s", help=SET_HELP),
     data: bool = typer.Option(True, "--data/--no-data", help="Also build the dataset (reads the data folders)."),
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="Also run one complete training step on random images of the recipe's sizes (CPU)."
+    ),
 ) -> None:
-    """Validate recipes and build every component they name on the CPU, printing parameter counts."""
+    """Validate recipes (keys, and the contracts between their components) and build every component on the CPU.
+
+    An impossible combination (a discriminator that cannot take the data's size, an objective that cannot read
+    its scores, a policy under the gan trainer...) is refused here, before any tensor is allocated.
+    """
     from rich.console import Console
     from rich.table import Table
 
@@ -68,7 +75,9 @@ def check_cmd(
             rows = build_blocks(recipe, data=data)
         except ZooError as exc:
             failed += 1
-            console.print(f"[red]FAIL[/red] {file}: {exc}", markup=True, highlight=False)
+            text = str(exc)
+            shown = text if text.startswith(str(file)) else f"{file}: {text}"
+            console.print(f"[red]FAIL[/red] {shown}", markup=True, highlight=False)
             continue
         table = Table(
             title=f"[green]OK[/green] {file} ({recipe.name}, trainer {recipe.train.trainer})", title_justify="left"
@@ -78,6 +87,26 @@ def check_cmd(
         for row in rows:
             table.add_row(*row)
         console.print(table)
+        if dry_run:
+            from zoo.train.dry_run import dry_run as run_one_step
+
+            try:
+                result = run_one_step(recipe)
+            except ZooError as exc:
+                failed += 1
+                text = str(exc)
+                console.print(f"[red]FAIL[/red] {text}", markup=True, highlight=False)
+                continue
+            shown = ", ".join(f"{k}={v:.4g}" for k, v in list(result.metrics.items())[:8])
+            size = f"{result.image_size[0]} x {result.image_size[1]}"
+            console.print(
+                f"[green]dry run OK[/green] {file}: one training step on {result.batch_size} random {size} image "
+                f"pair(s) in {result.seconds:.1f} s: {shown}",
+                markup=True,
+                highlight=False,
+            )
+            for note in result.notes:
+                console.print(f"  note: {note}", highlight=False)
     if failed:
         raise typer.Exit(code=2)
 
@@ -116,7 +145,10 @@ def swap_cmd(
     if output is None:
         typer.echo(text, nl=False)
     else:
-        output.write_text(text, encoding="utf-8")
+        from zoo.outputs import ensure_parent, writing
+
+        with writing(ensure_parent(output)):  # a folder, a read-only folder or a full disk: a sentence
+            output.write_text(text, encoding="utf-8")
         err.print(f"wrote {output}")
 
 

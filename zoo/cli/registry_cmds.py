@@ -22,7 +22,9 @@ def list_cmd(
     ),
     fmt: str = typer.Option("table", "--format", "-f", help="table, names or json."),
 ) -> None:
-    """List registered components: kind, name, summary, paper."""
+    """List registered components: kind, name, summary, paper (``zoo list pretrained``: the shipped models)."""
+    if filters and filters[0] in ("pretrained", "pretrained_models"):
+        return _list_pretrained(filters[1:], fmt)
     kind, pattern = _split_filters(filters or [])
     found = entries(kind, pattern)
     if fmt == "names":
@@ -54,6 +56,49 @@ def list_cmd(
     console.print(table)
     if not found:
         console.print("No component matches." + (f" Kinds: {', '.join(KINDS)}." if kind is None else ""))
+
+
+def _list_pretrained(filters: list[str], fmt: str) -> None:
+    """The shipped pretrained models, from registry.yaml's ``pretrained`` section (no torch import)."""
+    import fnmatch
+
+    from zoo.registry import pretrained_index
+
+    pattern = filters[0] if filters else "*"
+    pattern = pattern if any(c in pattern for c in "*?[") else f"*{pattern}*"
+    found = [p for p in pretrained_index() if fnmatch.fnmatchcase(str(p.get("name")), pattern)]
+    if fmt == "names":
+        for p in found:
+            typer.echo(f"pretrained/{p['name']}")
+        return
+    if fmt == "json":
+        typer.echo(json.dumps(found, indent=2))
+        return
+    if fmt != "table":
+        raise UnknownComponentError(
+            f"Unknown --format {fmt!r}.{suggest(fmt, ['table', 'names', 'json'])} Use table, names or json."
+        )
+    from rich.table import Table
+
+    table = Table(title=f"{len(found)} pretrained model(s) (zoo enhance --pretrained NAME)", title_justify="left")
+    for col in ("name", "recipe", "DICM NIQE ↓", "brightness", "colourfulness", "MB", "summary"):
+        table.add_column(col, overflow="fold")
+    for p in found:
+        dicm = ((p.get("scores") or {}).get("DICM") or {}) if isinstance(p.get("scores"), dict) else {}
+        size = p.get("size_bytes")
+        table.add_row(
+            p["name"] + (" (default)" if p.get("default") else ""),
+            str((p.get("recipe") or {}).get("name", "-") if isinstance(p.get("recipe"), dict) else p.get("recipe")),
+            *[
+                f"{dicm[k]:.3f}" if isinstance(dicm.get(k), (int, float)) else "-"
+                for k in ("niqe", "mean_brightness", "colorfulness")
+            ],
+            f"{size / 2**20:.2f}" if isinstance(size, (int, float)) else "-",
+            str(p.get("summary", "")),
+        )
+    _console().print(table)
+    if not found:
+        _console().print("No pretrained model matches.")
 
 
 def _clip(text: str, width: int) -> str:

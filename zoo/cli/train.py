@@ -25,6 +25,12 @@ def train_cmd(
     experiment: str = typer.Option(None, "--experiment", help="MLflow experiment (default: the recipe's name)."),
     nproc: int = typer.Option(1, "--nproc", min=1, help="Processes for DDP on this machine (runs torchrun)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar (messages still go to stderr)."),
+    register: str = typer.Option(
+        None,
+        "--register",
+        help="Register the final model in the MLflow Model Registry under NAME (weights-only; load it back with "
+        "zoo enhance --model models:/NAME/VERSION).",
+    ),
 ) -> None:
     """Train a recipe: progress on stderr, checkpoints in train.out_dir, everything tracked in MLflow.
 
@@ -42,6 +48,7 @@ def train_cmd(
             ("--device", device),
             ("--tracking-uri", tracking_uri),
             ("--experiment", experiment),
+            ("--register", register),
         ):
             if value:
                 argv += [flag, str(value)]
@@ -56,6 +63,17 @@ def train_cmd(
     info = env_info()
     _configure_logging(quiet=quiet, main=info.is_main)
     rec = load_recipe(recipe, overrides or [])
+    if register:
+        from zoo.model_registry import check_model_name
+
+        check_model_name(register)
+    if register and not rec.tracking.enabled:
+        from zoo.errors import RecipeError
+
+        raise RecipeError(
+            f"--register {register}: the MLflow Model Registry lives in the tracking store, and tracking is off "
+            f"(tracking.enabled=false in {recipe}); turn it on or drop --register."
+        )
     result = train(rec, device=device, resume=resume, tracking_uri=tracking_uri, experiment=experiment, quiet=quiet)
     if not info.is_main:
         return
@@ -68,6 +86,13 @@ def train_cmd(
         lines.append(f"  MLflow run:  {result.run_id} (experiment {result.experiment!r}, store {result.tracking_uri})")
         lines.append(f"  browse:      mlflow ui --backend-store-uri {result.tracking_uri}")
         lines.append(f"  enhance:     zoo enhance --run {result.run_id} IMAGES... --out DIR")
+    if register and result.run_id:
+        from zoo.model_registry import register_model
+
+        model_uri = register_model(
+            result.run_id, register, tracking_uri=result.tracking_uri, checkpoint=result.checkpoint
+        )
+        lines.append(f"  registered:  {model_uri} (zoo enhance --model {model_uri} IMAGES... --out DIR)")
     typer.echo("\n".join(lines))
 
 

@@ -103,7 +103,7 @@ def _check_pixels(path: Path, w: int, h: int, max_pixels: int | None) -> None:
     if max_pixels is not None and w * h > max_pixels:
         raise DataError(
             f"{path} has {w} x {h} = {w * h / 1e6:.1f} MP, over the limit of {max_pixels / 1e6:.1f} MP "
-            "(a decompression-bomb guard); raise the dataset's max_pixels if the file is genuine."
+            "(a decompression-bomb guard); if the file is genuine, raise max_pixels (a dataset parameter)."
         )
 
 

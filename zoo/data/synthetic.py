@@ -9,9 +9,13 @@ sensor noise. Everything is a deterministic function of ``(seed, domain, index)`
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import cv2
 import numpy as np
 
+from zoo.contracts import DatasetContract
 from zoo.data.unpaired import UnpairedDataset, sample_seed
 from zoo.errors import DataError
 from zoo.registry import register
@@ -253,6 +257,18 @@ class SyntheticScenes(UnpairedDataset):
         self.skipped: list[tuple[str, str]] = []
         self.cache = bool(cache)
         self._scenes: dict[tuple[int, int], np.ndarray] = {}
+
+    @classmethod
+    def contract(cls, params: Mapping[str, Any]) -> DatasetContract:
+        """Scenes are ``height x width``: that, unless ``resize``, ``crop_size`` or ``load_size`` changes it."""
+        if params.get("resize") or params.get("crop_size"):
+            return super().contract(params)
+        height, width = int(params.get("height", 96)), int(params.get("width", 128))
+        load = params.get("load_size")
+        if load:  # shorter side -> load_size, aspect kept (albumentations' SmallestMaxSize rounding)
+            scale = int(load) / min(height, width)
+            height, width = max(1, round(height * scale)), max(1, round(width * scale))
+        return DatasetContract((height, width))
 
     def source_image(self, index: int, height: int | None = None, width: int | None = None) -> np.ndarray:
         """Source scene ``index`` at any size (the demo enhances these at full resolution)."""

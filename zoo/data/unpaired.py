@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from zoo.contracts import Dataset as DatasetBase
 from zoo.data import augment
 from zoo.errors import DataError
 
@@ -32,8 +33,12 @@ def to_tensor(image: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1), dtype=np.float32))
 
 
-class UnpairedDataset(torch.utils.data.Dataset):
-    """Base class: subclasses provide ``n_source``, ``n_target``, ``load_source(i)`` and ``load_target(j)``."""
+class UnpairedDataset(torch.utils.data.Dataset, DatasetBase):
+    """Base class: subclasses provide ``n_source``, ``n_target``, ``load_source(i)`` and ``load_target(j)``.
+
+    Its contract (:meth:`zoo.contracts.Dataset.contract`) gives the size of the samples from the parameters:
+    ``resize`` (square), else ``crop_size`` (square), else ``None`` (the files' own sizes).
+    """
 
     seeded_index = True  # accepts (index, sample_seed) keys
     component = "dataset"

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from torch import Tensor, nn
 
+from zoo.contracts import Discriminator, DiscriminatorContract
 from zoo.errors import InputError, ParameterError
 from zoo.registry import register
 
 
 @register("discriminator", "kosugi_critic", paper="Kosugi & Yamasaki, AAAI 2020", tags=("rl_edit",))
-class KosugiCritic(nn.Module):
+class KosugiCritic(Discriminator):
     """WGAN-GP critic on 64x64 thumbnails: six strided convs with LeakyReLU 0.2, no normalisation, one raw score.
 
     Conv 3->16 k3 s1 p1, 16->32 k3 s2 p1, then 32->48, 48->48, 48->64, 64->64 (k2 s2 p1), each followed by
@@ -39,6 +43,12 @@ class KosugiCritic(nn.Module):
         self.image_size = image_size
         self.features = nn.Sequential(*layers)
         self.head = nn.Linear(64 * side * side, 1)
+
+    @classmethod
+    def contract(cls, params: Mapping[str, Any]) -> DiscriminatorContract:
+        """Only ``image_size x image_size`` inputs (the Linear head fixes the size); unbounded scores."""
+        size = int(params.get("image_size", 64))
+        return DiscriminatorContract(input_size=(size, size), min_size=size, scores="unbounded")
 
     def forward(self, x: Tensor) -> Tensor:
         """Score a batch of thumbnails.

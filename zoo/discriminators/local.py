@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
-from zoo.errors import InputError
+from zoo.contracts import DiscriminatorContract, PatchDiscriminator, block_params, contract_of
+from zoo.errors import InputError, ParameterError
 from zoo.registry import create, register
 
 __all__ = ["LocalPatches", "crop_windows"]
@@ -43,8 +45,40 @@ def crop_windows(images: Tensor, windows: Tensor, size: int) -> Tensor:
     return patches.permute(0, 1, 4, 2, 3).reshape(p * n, images.shape[1], size, size)
 
 
+DEFAULT_INNER: dict[str, Any] = {"name": "patchgan_nonorm", "n_layers": 4}
+
+
+def inner_contract(block: Mapping[str, Any] | str | None, patch_size: int) -> DiscriminatorContract:
+    """The contract of a local-patch wrapper's inner discriminator, checked against ``patch_size`` (nothing built).
+
+    Raises:
+        ParameterError: the inner network does not take ``patch_size x patch_size`` images (the sentence says what
+            to set).
+    """
+    block = DEFAULT_INNER if block is None else block
+    if not isinstance(block, (str, Mapping)):  # an already-built module: nothing to read without running it
+        return DiscriminatorContract()
+    inner = contract_of("discriminator", block)
+    if inner.accepts((patch_size, patch_size)):
+        return inner
+    name = block if isinstance(block, str) else str(block.get("name"))
+    if inner.input_size is not None:
+        need = inner.input_size[0]
+        fix = f"set patch_size: {need}"
+        _, params = block_params("discriminator", block)
+        if "image_size" in params and inner.input_size[0] == inner.input_size[1]:
+            fix += f" or the inner image_size: {patch_size}"
+    else:
+        need = inner.min_size
+        fix = f"set patch_size: {need} or more"
+    raise ParameterError(
+        f"discriminator 'local_patches': its inner {name} takes {inner.describe_sizes()} but patch_size is "
+        f"{patch_size}; {fix}."
+    )
+
+
 @register("discriminator", "local_patches", paper="Jiang et al., IEEE TIP 2021", tags=("enlightengan",))
-class LocalPatches(nn.Module):
+class LocalPatches(PatchDiscriminator):
     """Scores ``n_patches`` random ``patch_size`` crops with an inner discriminator (EnlightenGAN's local D).
 
     The same windows must be cut from the fake, the real and the source images: draw them once with
@@ -74,11 +108,23 @@ class LocalPatches(nn.Module):
             raise InputError(
                 f"discriminator 'local_patches': n_patches and patch_size must be >= 1, got {n_patches}, {patch_size}."
             )
-        block = discriminator if discriminator is not None else {"name": "patchgan_nonorm", "n_layers": 4}
+        block = discriminator if discriminator is not None else DEFAULT_INNER
+        inner_contract(block, patch_size)  # refuse an inner network that cannot take the patches, before building
         self.inner = create("discriminator", block, where="local_patches.discriminator")
         self.n_patches = n_patches
         self.patch_size = patch_size
         self.per_image = per_image
+
+    @classmethod
+    def contract(cls, params: Mapping[str, Any]) -> DiscriminatorContract:
+        """Images of at least ``patch_size``; the scores are the inner discriminator's (checked to take the patches).
+
+        Raises:
+            ParameterError: the inner discriminator does not accept ``patch_size x patch_size`` images.
+        """
+        patch = int(params.get("patch_size", 32))
+        inner = inner_contract(params.get("discriminator"), patch)
+        return DiscriminatorContract(min_size=patch, scores=inner.scores, patch_size=patch)
 
     def sample_windows(
         self,

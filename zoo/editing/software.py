@@ -11,6 +11,7 @@ Registered softwares: ``lightroom_basic`` (the 12 sliders of Kosugi & Yamasaki, 
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
 from collections.abc import Mapping, Sequence
@@ -23,7 +24,7 @@ from torch import Tensor, nn
 from zoo.editing.base import Operator, ParamSpec, check_images
 from zoo.editing.color import convert
 from zoo.errors import DataError, InputError, ParameterError, available, suggest
-from zoo.registry import create, register
+from zoo.registry import create, get, register
 
 SIDECAR_FORMAT = "enhance-zoo edit sidecar"
 SIDECAR_VERSION = 1
@@ -61,6 +62,24 @@ class Software(nn.Module):
         self.register_buffer("low", torch.tensor([s.low for s in self.specs]), persistent=False)
         self.register_buffer("high", torch.tensor([s.high for s in self.specs]), persistent=False)
         self.register_buffer("_neutral", torch.tensor([s.neutral for s in self.specs]), persistent=False)
+
+    @classmethod
+    def operator_names(cls, params: Mapping[str, Any]) -> list[str]:
+        """The editor names this software applies, in order, from its constructor parameters (nothing is built).
+
+        :func:`software_slots` reads a software's slider names through this. The base class answers from an
+        ``operators`` parameter; a subclass with fixed operators overrides it.
+
+        Raises:
+            ParameterError: the software does not declare its operators.
+        """
+        ops = params.get("operators")
+        if ops is None:
+            raise ParameterError(
+                f"software {getattr(cls, '__zoo_name__', cls.__name__)!r} does not declare its operators: give it an "
+                "'operators' parameter or override the classmethod operator_names(cls, params)."
+            )
+        return [op if isinstance(op, str) else op.op_name for op in ops]
 
     # ------------------------------------------------------------------------------------------- editing
 
@@ -227,6 +246,63 @@ class Software(nn.Module):
         return f"name={self.software_name!r}, K={self.K}"
 
 
+def operator_slots(op: type[Operator] | Operator) -> list[str]:
+    """Slot names of an editing operator class (or instance), from its declared ``params``: ``op`` or ``op.slot``.
+
+    Example:
+        >>> from zoo.editing.kosugi import Clarity
+        >>> operator_slots(Clarity)
+        ['clarity']
+    """
+    cls = op if inspect.isclass(op) else type(op)
+    name = getattr(cls, "__zoo_name__", cls.__name__.lower())
+    specs = cls.params
+    if len(specs) == 1 and not specs[0].name:
+        return [name]
+    return [f"{name}.{p.name}" for p in specs]
+
+
+def software_slots(block: Mapping[str, Any] | str | Software) -> list[str]:
+    """The slider names (in parameter order, K of them) of a software block, without building it.
+
+    Reads the operators from the software class (:meth:`Software.operator_names`) and each operator's declared
+    ``params``: no module is built and no tensor is allocated, so ``zoo recipe check`` can compare a slider
+    generator with its software before training. Equal to the built software's ``names``.
+
+    Args:
+        block: a software name, a block ``{name: ..., <params>}``, or an already-built :class:`Software`.
+
+    Returns:
+        The K slot names, e.g. ``['exposure', 'contrast', ...]`` for ``lightroom_basic`` (K = 12).
+
+    Raises:
+        UnknownComponentError: an unknown software or editor name.
+        ParameterError: a registered software that is not a :class:`Software` subclass, or that does not declare
+            its operators.
+
+    Example:
+        >>> software_slots({"name": "editor_chain", "operators": ["exposure", "saturation"]})
+        ['exposure', 'saturation']
+        >>> len(software_slots("lightroom_basic"))
+        12
+    """
+    if isinstance(block, Software):
+        return list(block.names)
+    from zoo.contracts import block_params
+
+    cls, params = block_params("software", block)
+    name = block if isinstance(block, str) else block.get("name")
+    if not (inspect.isclass(cls) and issubclass(cls, Software)):
+        raise ParameterError(
+            f"software {name!r} is not a zoo.editing.software.Software subclass, so its sliders cannot be read "
+            "without building it."
+        )
+    slots: list[str] = []
+    for op in cls.operator_names(params):
+        slots.extend(operator_slots(get("editor", op) if isinstance(op, str) else op))
+    return slots
+
+
 def write_sidecar(path: str | Path, content: Mapping[str, Any]) -> Path:
     """Write a sidecar dict (see :meth:`Software.sidecar`) as indented JSON."""
     path = Path(path)
@@ -269,6 +345,12 @@ class LightroomBasic(Software):
         super().__init__(ops, name="lightroom_basic")
         self.clarity_method = clarity_method
 
+    @classmethod
+    def operator_names(cls, params: Mapping[str, Any]) -> list[str]:
+        from zoo.editing.kosugi import KOSUGI_ORDER
+
+        return list(KOSUGI_ORDER)
+
     def apply(self, images: Tensor, params: Tensor) -> Tensor:
         """Edit a batch (see :meth:`Software.apply`).
 
@@ -303,6 +385,12 @@ class ExposureFilters(Software):
         from zoo.editing.exposure import EXPOSURE_ORDER
 
         super().__init__(list(EXPOSURE_ORDER), name="exposure_filters")
+
+    @classmethod
+    def operator_names(cls, params: Mapping[str, Any]) -> list[str]:
+        from zoo.editing.exposure import EXPOSURE_ORDER
+
+        return list(EXPOSURE_ORDER)
 
 
 @register("software", "editor_chain")

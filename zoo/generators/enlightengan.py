@@ -12,11 +12,13 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from zoo.contracts import Generator, GeneratorContract
 from zoo.errors import DataError, InputError
 from zoo.layers.blocks import ConvActNorm
 from zoo.registry import register
@@ -77,7 +79,7 @@ class _DoubleConv(nn.Sequential):
 
 
 @register("generator", "enlightengan_unet", paper="Jiang et al., IEEE TIP 2021", tags=("enlightengan",))
-class EnlightenGANUNet(nn.Module):
+class EnlightenGANUNet(Generator):
     """EnlightenGAN's attention-guided U-Net (released ``sid_unet_resize``): output = latent * g + input.
 
     The [0, 1] input is mapped to [-1, 1] inside; the attention map ``g = 1 - Y`` (and its 2x2 max-pool pyramid)
@@ -147,6 +149,12 @@ class EnlightenGANUNet(nn.Module):
         self.head = nn.Conv2d(c, 3, 1)  # official conv10
         if weights:
             self.load_weights(weights)
+
+    @classmethod
+    def contract(cls, params: Mapping[str, Any]) -> GeneratorContract:
+        """Differentiable; any side of at least 1 px (inputs are padded to a multiple of 16, by edge replication
+        when a side is too short to reflect, and cropped back)."""
+        return GeneratorContract("backprop", min_size=1)
 
     # ------------------------------------------------------------------------------------------- forward
 

@@ -5,9 +5,14 @@ Every objective maps discriminator scores (an ``N x 1 x h x w`` patch map or ``N
 - ``critic_loss(real_scores, fake_scores)``: scalar the discriminator minimises;
 - ``generator_loss(fake_scores, real_scores=None)``: scalar the generator minimises (``real_scores`` is
   only used by relativistic objectives, see ``needs_real_for_generator``);
-- ``reward(fake_scores, real_scores=None)``: ``(N,)``, higher is better, the negated per-image generator loss
-  (patch maps averaged), so WGAN-GP's and hinge's reward is the raw critic score;
+- ``reward(fake_scores, real_scores)``: ``(N,)``, higher is better, the negated per-image generator loss (patch
+  maps averaged). It always gets the real scores: relativistic objectives need them, and an objective whose critic
+  loss ignores a common shift of all scores (``contract.shift_invariant``: RaLSGAN, WGAN-GP) gives a reward that
+  ignores it too (WGAN-GP's reward is ``C(f) - mean C(r)``, not the raw score, whose level means nothing);
 - ``penalty(critic, real, fake)``: a scalar added to the critic loss (zero unless the objective has a penalty).
+
+Each objective declares its :class:`~zoo.contracts.AdversarialContract` (the score ranges it is meaningful on,
+whether it gives a reward, relativistic, shift-invariant), which ``zoo recipe check`` uses.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from zoo.contracts import SCORE_RANGES, AdversarialContract
 from zoo.errors import InputError
 from zoo.registry import register
 
@@ -68,10 +74,22 @@ def gradient_penalty(critic: Callable[[Tensor], Tensor], real: Tensor, fake: Ten
 
 
 class AdversarialObjective(nn.Module):
-    """Shared interface of the adversarial objectives (not registered itself)."""
+    """Base class of the adversarial objectives (the declared interface of the kind; not registered itself)."""
 
     is_adversarial = True
     needs_real_for_generator = False
+    accepts: frozenset[str] = frozenset(SCORE_RANGES)  # score ranges the objective is meaningful on
+    shift_invariant = False  # critic loss unchanged when every score moves by the same constant
+
+    @classmethod
+    def contract(cls, params: object = None) -> AdversarialContract:
+        """What ``zoo recipe check`` relies on (see :class:`~zoo.contracts.AdversarialContract`)."""
+        return AdversarialContract(
+            accepts=cls.accepts,
+            gives_reward=True,
+            relativistic=cls.needs_real_for_generator,
+            shift_invariant=cls.shift_invariant,
+        )
 
     @property
     def _who(self) -> str:
@@ -86,8 +104,16 @@ class AdversarialObjective(nn.Module):
     def generator_loss(self, fake_scores: Tensor, real_scores: Tensor | None = None) -> Tensor:
         return self.generator_loss_per_image(fake_scores, real_scores).mean()
 
-    def reward(self, fake_scores: Tensor, real_scores: Tensor | None = None) -> Tensor:
-        """Per-image reward ``(N,)`` for RL: the negated per-image generator loss (higher is better)."""
+    def reward(self, fake_scores: Tensor, real_scores: Tensor | None) -> Tensor:
+        """Per-image reward ``(N,)`` for RL: the negated per-image generator loss (higher is better).
+
+        Args:
+            fake_scores: the critic's scores of the generated images (``N x ...``).
+            real_scores: its scores of a batch of real images (relativistic and shift-invariant objectives use
+                their mean; the others ignore them).
+        """
+        if self.needs_real_for_generator and real_scores is None:
+            raise InputError(f"{self._who}: the relativistic reward needs the critic's scores on real images.")
         return -self.generator_loss_per_image(fake_scores, real_scores)
 
     def penalty(self, critic: Callable[[Tensor], Tensor], real: Tensor, fake: Tensor) -> Tensor:
@@ -132,11 +158,14 @@ class RaLSGAN(AdversarialObjective):
     """Relativistic average LSGAN, EnlightenGAN's global loss: D(r) is judged against the mean D(f) and vice versa.
 
     Critic: 1/2[(C(r) - mean C(f) - 1)^2 + (C(f) - mean C(r))^2]; generator: the same with real and fake swapped,
-    1/2[(C(f) - mean C(r) - 1)^2 + (C(r) - mean C(f))^2]. Means are over the batch and the patch map. The reward
-    (RL) without real scores falls back to -(C(f) - 1)^2.
+    1/2[(C(f) - mean C(r) - 1)^2 + (C(r) - mean C(f))^2]. Means are over the batch and the patch map. The
+    per-image reward is the fake image's part of the generator loss, -(C(f) - mean C(r) - 1)^2: like the critic
+    loss, it does not change when every score moves by the same constant.
     """
 
     needs_real_for_generator = True
+    accepts = frozenset({"unbounded", "logits"})
+    shift_invariant = True
 
     def critic_loss(self, real_scores: Tensor, fake_scores: Tensor) -> Tensor:
         real = per_image((real_scores - fake_scores.float().mean() - 1.0) ** 2, self._who)
@@ -152,20 +181,27 @@ class RaLSGAN(AdversarialObjective):
 
     def generator_loss_per_image(self, fake_scores: Tensor, real_scores: Tensor | None = None) -> Tensor:
         # the part of the generator loss that belongs to each generated image
-        centre = real_scores.float().mean() if real_scores is not None else 0.0
-        return per_image((fake_scores - centre - 1.0) ** 2, self._who)
+        if real_scores is None:
+            raise InputError(f"{self._who}: the relativistic generator loss needs the critic's scores on real images.")
+        return per_image((fake_scores - real_scores.float().mean() - 1.0) ** 2, self._who)
 
 
 @register("loss", "wgan_gp", paper="Gulrajani et al., NeurIPS 2017", tags=("adversarial", "rl_edit"))
 class WGANGP(AdversarialObjective):
-    """Wasserstein GAN with a two-sided gradient penalty on per-sample interpolates; the reward is the raw score.
+    """Wasserstein GAN with a two-sided gradient penalty on per-sample interpolates (unbounded scores only).
 
-    Critic: mean C(f) - mean C(r) (plus ``penalty``); generator: -mean C(f); reward: C(f) per image.
+    Critic: mean C(f) - mean C(r) (plus ``penalty``); generator: -mean C(f); reward: C(f) - mean C(r) per image.
+    A Wasserstein critic is defined up to a constant (its loss ignores a common shift of all scores), so the reward
+    is measured from the real images' mean score: the paper's ``D(edited)`` up to a per-batch constant that a
+    baseline removes anyway, without the drift of the critic's absolute level.
 
     Args:
         gp_weight: weight of the gradient penalty (10 in the paper).
         center: target gradient norm of the two-sided penalty.
     """
+
+    accepts = frozenset({"unbounded", "logits"})
+    shift_invariant = True
 
     def __init__(self, gp_weight: float = 10.0, center: float = 1.0) -> None:
         super().__init__()
@@ -180,6 +216,11 @@ class WGANGP(AdversarialObjective):
     def generator_loss_per_image(self, fake_scores: Tensor, real_scores: Tensor | None = None) -> Tensor:
         return -per_image(fake_scores, self._who)
 
+    def reward(self, fake_scores: Tensor, real_scores: Tensor | None) -> Tensor:
+        """``C(f) - mean C(r)`` per image (the raw score when no real scores are given)."""
+        fake = per_image(fake_scores, self._who)
+        return fake if real_scores is None else fake - per_image(real_scores, self._who).mean()
+
     def penalty(self, critic: Callable[[Tensor], Tensor], real: Tensor, fake: Tensor) -> Tensor:
         """``gp_weight`` times the two-sided gradient penalty (see :func:`gradient_penalty`)."""
         if self.gp_weight == 0:
@@ -190,6 +231,8 @@ class WGANGP(AdversarialObjective):
 @register("loss", "hinge", paper="Lim & Ye 2017; Miyato et al., ICLR 2018", tags=("adversarial",))
 class Hinge(AdversarialObjective):
     """Hinge loss: D: mean relu(1 - D(r)) + mean relu(1 + D(f)); G: -mean D(f); reward: D(f)."""
+
+    accepts = frozenset({"unbounded", "logits"})
 
     def critic_loss(self, real_scores: Tensor, fake_scores: Tensor) -> Tensor:
         real = per_image(F.relu(1.0 - real_scores), self._who)
@@ -203,6 +246,8 @@ class Hinge(AdversarialObjective):
 @register("loss", "nonsaturating", paper="Goodfellow et al., NeurIPS 2014", tags=("adversarial",))
 class NonSaturating(AdversarialObjective):
     """Standard GAN on logits: D: softplus(-D(r)) + softplus(D(f)); G (non-saturating): softplus(-D(f))."""
+
+    accepts = frozenset({"unbounded", "logits"})
 
     def critic_loss(self, real_scores: Tensor, fake_scores: Tensor) -> Tensor:
         real = per_image(F.softplus(-real_scores.float()), self._who)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -15,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from zoo.contracts import ContentLoss, ContentLossContract
 from zoo.errors import InputError, suggest
 from zoo.registry import register
 
@@ -33,8 +35,7 @@ def check_pair(who: str, source: Tensor, output: Tensor) -> None:
         )
 
 
-class _PixelLoss(nn.Module):
-    is_adversarial = False
+class _PixelLoss(ContentLoss):
     name = ""
 
     def _diff(self, d: Tensor) -> Tensor:
@@ -106,7 +107,7 @@ def _hf_cached_weights(hf_hub_id: str | None) -> str | None:
 
 
 @register("loss", "self_feature_preserving", paper="Jiang et al., IEEE TIP 2021", tags=("content", "enlightengan"))
-class SelfFeaturePreserving(nn.Module):
+class SelfFeaturePreserving(ContentLoss):
     """EnlightenGAN's self-feature-preserving loss: MSE between instance-normalised deep features of source and output.
 
     Features come from a frozen timm backbone (default VGG16 relu5_1 with the fourth max-pool skipped, i.e. 1/8
@@ -131,7 +132,10 @@ class SelfFeaturePreserving(nn.Module):
         source, output: ``N x 3 x H x W`` in [0, 1]; ``forward`` -> scalar, ``per_image`` -> ``(N,)``.
     """
 
-    is_adversarial = False
+    @classmethod
+    def contract(cls, params: Mapping[str, Any]) -> ContentLossContract:
+        """Per-image values; needs pretrained backbone weights when ``pretrained`` is true."""
+        return ContentLossContract(per_image=True, needs_pretrained=bool(params.get("pretrained")))
 
     def __init__(
         self,

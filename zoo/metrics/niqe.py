@@ -15,7 +15,8 @@ The MATLAB release (``computequality.m``, ``estimatemodelparam.m``) does, per im
 Everything here is vectorised over blocks with NumPy in float64 (every block of a scale at once), so a
 1-megapixel photo takes a fraction of a second. The pristine model is a ``.npz`` with ``mu_pris_param``
 (1 x 36), ``cov_pris_param`` (36 x 36) and ``gaussian_window`` (7 x 7): the standard one ships with BasicSR
-(``niqe_pris_params.npz``); :func:`fit_pristine` (and ``zoo niqe-fit``) fits one from your own photos.
+(``niqe_pris_params.npz``) and is packaged here as the default (``data/``, see its PROVENANCE.md);
+:func:`fit_pristine` (and ``zoo niqe-fit``) fits one from your own photos.
 """
 
 from __future__ import annotations
@@ -30,12 +31,16 @@ import numpy as np
 import torch
 from torch import nn
 
-from zoo.errors import DataError, InputError
+from zoo.errors import DataError, InputError, load_failure
 from zoo.registry import register
 
 ENV_VAR = "ZOO_NIQE_PARAMS"
+# The standard pristine model (BasicSR's niqe_pris_params.npz, the MATLAB release's numbers; see data/PROVENANCE.md).
+DEFAULT_PARAMS = Path(__file__).resolve().parent / "data" / "niqe_pris_params.npz"
 FEATURES_PER_SCALE = 18
 SCALES = 2
+# A fit needs clearly more blocks than features, or its 36 x 36 covariance is singular (NIQE then explodes).
+MIN_FIT_BLOCKS = 2 * FEATURES_PER_SCALE * SCALES
 
 # MATLAB rgb2gray: the first row of inv([1 0.956 0.621; 1 -0.272 -0.647; 1 -1.106 1.703]) (NTSC YIQ).
 _GRAY_COEFFS = np.linalg.inv(np.array([[1.0, 0.956, 0.621], [1.0, -0.272, -0.647], [1.0, -1.106, 1.703]]))[0]
@@ -266,8 +271,8 @@ class PristineModel:
                 mu = np.asarray(data["mu_pris_param"], dtype=np.float64).reshape(-1)
                 cov = np.asarray(data["cov_pris_param"], dtype=np.float64)
                 window = np.asarray(data["gaussian_window"], dtype=np.float64)
-        except (OSError, ValueError) as exc:
-            raise DataError(f"metric 'niqe': cannot read the pristine model {path}: {exc}") from None
+        except (OSError, ValueError, EOFError) as exc:
+            raise DataError(f"metric 'niqe': cannot read the pristine model {path}: {load_failure(exc)}.") from None
         n = FEATURES_PER_SCALE * SCALES
         if mu.shape != (n,) or cov.shape != (n, n) or window.ndim != 2:
             raise DataError(
@@ -277,8 +282,12 @@ class PristineModel:
         return cls(mu, cov, window)
 
     def save(self, path: str | os.PathLike[str]) -> None:
-        """Write the model in the same ``.npz`` layout as BasicSR's ``niqe_pris_params.npz``."""
-        np.savez(path, mu_pris_param=self.mu.reshape(1, -1), cov_pris_param=self.cov, gaussian_window=self.window)
+        """Write the model to exactly ``path`` in the ``.npz`` layout of BasicSR's ``niqe_pris_params.npz``.
+
+        (Through a file handle: ``np.savez`` given a name without ``.npz`` would append it.)
+        """
+        with open(path, "wb") as fh:
+            np.savez(fh, mu_pris_param=self.mu.reshape(1, -1), cov_pris_param=self.cov, gaussian_window=self.window)
 
 
 def gaussian_window(size: int = 7, sigma: float = 7 / 6) -> np.ndarray:
@@ -331,18 +340,31 @@ def fit_pristine(
         raise DataError("niqe-fit: no images to fit a pristine model on.")
     allf = np.concatenate(kept, axis=0)
     allf[np.isinf(allf)] = np.nan
-    if (~np.isnan(allf).any(axis=1)).sum() < 2:
+    usable = int((~np.isnan(allf).any(axis=1)).sum())
+    if usable < MIN_FIT_BLOCKS:
         raise DataError(
-            f"niqe-fit: only {allf.shape[0]} usable {block_size} x {block_size} blocks; give more (or larger) "
-            "pristine photos."
+            f"niqe-fit: only {usable} usable {block_size} x {block_size} block(s) were kept; a pristine model "
+            f"needs at least {MIN_FIT_BLOCKS} (twice its {FEATURES_PER_SCALE * SCALES} features) or its covariance "
+            "is singular and NIQE scores explode. Give more (or larger) pristine photos."
         )
     with np.errstate(invalid="ignore"):
         mu = np.nanmean(allf, axis=0)
-    return PristineModel(mu, _nancov(allf), window), int(allf.shape[0])
+    cov = _nancov(allf)
+    if not np.isfinite(cov).all() or np.linalg.matrix_rank(cov) < cov.shape[0]:
+        raise DataError(
+            f"niqe-fit: the {usable} kept blocks are too alike (their feature covariance is singular); give more "
+            "varied pristine photos."
+        )
+    return PristineModel(mu, cov, window), int(allf.shape[0])
 
 
 def resolve_params_path(path: str | os.PathLike[str] | None) -> Path:
-    """The pristine model's path: ``path`` if given, else ``$ZOO_NIQE_PARAMS``; a clear error otherwise."""
+    """The pristine model's path: ``path`` if given, else ``$ZOO_NIQE_PARAMS``, else the packaged standard model.
+
+    Example:
+        >>> resolve_params_path(None).name  # with ZOO_NIQE_PARAMS unset
+        'niqe_pris_params.npz'
+    """
     how = (
         "Give the path of a NIQE pristine model (.npz with mu_pris_param, cov_pris_param, gaussian_window), "
         f"e.g. BasicSR's niqe_pris_params.npz: pass params=PATH to the 'niqe' metric (in a recipe or "
@@ -352,11 +374,15 @@ def resolve_params_path(path: str | os.PathLike[str] | None) -> Path:
     if path is None or str(path) == "":
         env = os.environ.get(ENV_VAR, "")
         if not env:
-            raise DataError(f"metric 'niqe' has no pristine model. {how}")
+            if not DEFAULT_PARAMS.is_file():
+                raise DataError(f"metric 'niqe': the packaged pristine model {DEFAULT_PARAMS} is missing. {how}")
+            return DEFAULT_PARAMS
         path, source = env, f"${ENV_VAR}"
     else:
         source = "params"
     p = Path(path).expanduser()
+    if p.is_dir():
+        raise DataError(f"metric 'niqe': the pristine model {p} (from {source}) is a folder, not a .npz file. {how}")
     if not p.is_file():
         raise DataError(f"metric 'niqe': the pristine model {p} (from {source}) does not exist. {how}")
     return p
@@ -414,7 +440,8 @@ class NIQE(nn.Module):
 
     Args:
         params: path of the pristine model ``.npz`` (``mu_pris_param``, ``cov_pris_param``,
-            ``gaussian_window``); default: the environment variable ``ZOO_NIQE_PARAMS``. Resolved at the first
+            ``gaussian_window``); default: the environment variable ``ZOO_NIQE_PARAMS``, else the standard model
+            shipped in the package (``zoo/metrics/data/niqe_pris_params.npz``, from BasicSR). Resolved at the first
             call, so a missing model fails there with a message saying how to provide it.
         color: ``gray`` (MATLAB ``rgb2gray``) or ``y`` (MATLAB ``rgb2ycbcr`` luma, BT.601).
         crop_border: pixels cropped from every border before scoring (0 = none).

@@ -2,7 +2,7 @@
 
 These are descriptive: next to NIQE they tell whether an enhancer brightened a low-light photo, kept or
 added colour, and used the tonal range. ``higher_is_better`` states the direction that is better *for
-low-light enhancement*; compare brightness with the target set's rather than maximising it.
+low-light enhancement*; brightness has none (``None``): compare it with the target set's rather than maximising it.
 """
 
 from __future__ import annotations
@@ -60,9 +60,9 @@ def gray_entropy(images: torch.Tensor) -> torch.Tensor:
 
 @register("metric", "mean_brightness", tags=("no-reference", "statistic"))
 class MeanBrightness(nn.Module):
-    """Mean BT.601 luma in [0, 1] (a statistic; for low-light input, higher means brighter)."""
+    """Mean BT.601 luma in [0, 1] (a statistic with no better direction: compare it with the target set's)."""
 
-    higher_is_better = True
+    higher_is_better = None
     needs_reference = False
 
     def forward(self, pred: torch.Tensor, ref: torch.Tensor | None = None) -> torch.Tensor:

@@ -2,7 +2,7 @@
 
 The whole update, for a batch of N one-step episodes (gamma = 1, so the return is the reward R)::
 
-    logits, V = policy(obs)
+    _, log_pi_a, H, V, _ = get_action_and_value(policy, obs, actions)      (the acting path, scoring the actions)
     A = R - V                                  (detached: the advantage only weighs the policy gradient)
     policy_loss = -mean(sum_k log pi_k(a_k) * A) - beta * mean(sum_k H(pi_k))
     value_loss  = 0.5 * mean((V - R)^2)
@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from zoo.registry import register
-from zoo.rl.common import Rollout, adam, categorical_entropy, categorical_log_prob, step
+from zoo.rl.common import Rollout, adam, get_action_and_value, step
 
 
 @register("algorithm", "a2c", paper="Mnih et al., ICML 2016; Kosugi & Yamasaki, AAAI 2020", tags=("rl_edit",))
@@ -59,9 +59,7 @@ class A2C:
     def update(self, batch: Rollout) -> dict[str, float]:
         """One gradient step on a batch of one-step episodes; returns scalar metrics."""
         assert self.policy is not None and self.optimizer is not None, "call bind(policy) first"
-        logits, value = self.policy(batch.obs)
-        log_prob = categorical_log_prob(logits, batch.actions)
-        entropy = categorical_entropy(logits)
+        _, log_prob, entropy, value, _ = get_action_and_value(self.policy, batch.obs, batch.actions)
         advantage = (batch.rewards - value).detach()
         policy_loss = -(log_prob * advantage).mean() - self.entropy_coef * entropy.mean()
         value_loss = 0.5 * (value - batch.rewards).pow(2).mean()

@@ -78,17 +78,27 @@ class Rollout:
     values: Tensor
 
 
-@torch.no_grad()
-def act(policy: nn.Module, obs: Tensor, deterministic: bool = False) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """Run the policy once without gradients and pick levels.
+def get_action_and_value(
+    policy: nn.Module, obs: Tensor, action: Tensor | None = None, deterministic: bool = False
+) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """The one path for acting and learning (CleanRL style): run the policy, pick or score levels.
+
+    Acting calls it without ``action`` (under ``torch.no_grad``); every algorithm's update calls it with the
+    actions taken, so log-probabilities, entropies and values are computed the same way in both.
+
+    Args:
+        policy: maps ``obs`` to ``(logits N x K x L, value N)``.
+        obs: ``N x 3 x S x S`` thumbnails.
+        action: ``N x K`` levels to score; ``None``: pick them (argmax or a sample, see ``deterministic``).
+        deterministic: with ``action=None``, take the most likely level instead of sampling.
 
     Returns:
-        ``(actions N x K, log_probs N, values N, logits N x K x L)``.
+        ``(action N x K, log_prob N, entropy N, value N, logits N x K x L)``.
     """
-    logits, values = policy(obs)
-    logits, values = logits.detach(), values.detach()  # views made under no_grad can still carry requires_grad
-    actions = select_actions(logits, deterministic)
-    return actions, categorical_log_prob(logits, actions), values, logits
+    logits, value = policy(obs)
+    if action is None:
+        action = select_actions(logits, deterministic)
+    return action, categorical_log_prob(logits, action), categorical_entropy(logits), value, logits
 
 
 def adam(policy: nn.Module, lr: float, beta1: float, beta2: float) -> torch.optim.Adam:

@@ -19,9 +19,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from zoo.errors import DataError, InputError, ParameterError
+from zoo.contracts import GeneratorContract, PolicySliderGenerator
+from zoo.errors import DataError, InputError, ParameterError, load_failure
 from zoo.registry import create, register
-from zoo.rl.common import select_actions
+from zoo.rl.common import get_action_and_value
 
 PAPER = "Kosugi & Yamasaki, AAAI 2020"
 
@@ -88,7 +89,7 @@ def _check_images(x: Any, who: str) -> None:
 
 
 @register("generator", "rl_editor", paper=PAPER, tags=("rl_edit",))
-class RLEditor(nn.Module):
+class RLEditor(PolicySliderGenerator):
     """RL-controlled editing software as a generator: policy on a 64x64 thumbnail, sliders applied at full size.
 
     In eval mode the policy's BatchNorm uses its running statistics and the most likely level of each slider is
@@ -107,8 +108,30 @@ class RLEditor(nn.Module):
 
     Returns (forward):
         ``{"image": N x 3 x H x W, "params": N x K slider values, "actions": N x K levels,
-        "logits": N x K x L, "value": N}``.
+        "logits": N x K x L, "value": N, "log_prob": N, "thumbnail": N x 3 x S x S}``.
+
+    Example:
+        >>> import torch
+        >>> editor = RLEditor().eval()
+        >>> out = editor(torch.rand(1, 3, 120, 160))
+        >>> out["image"].shape, out["params"].shape
+        (torch.Size([1, 3, 120, 160]), torch.Size([1, 12]))
     """
+
+    @classmethod
+    def contract(cls, params: dict[str, Any]) -> GeneratorContract:
+        """A policy over ``levels`` discrete levels of each of the software's K sliders, on a thumbnail."""
+        from zoo.editing.software import software_slots
+
+        software = params.get("software", "lightroom_basic")
+        name = software if isinstance(software, str) else str(software.get("name"))
+        return GeneratorContract(
+            "policy",
+            software=name,
+            num_params=len(software_slots(software)),
+            levels=int(params.get("levels", 33)),
+            thumbnail_size=int(params.get("thumbnail_size", 64)),
+        )
 
     def __init__(
         self,
@@ -162,12 +185,20 @@ class RLEditor(nn.Module):
                 raise DataError(f"generator 'rl_editor': the policy {type(self.policy).__name__} cannot load {path}.")
             loader(path)
             return
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # pickles, truncated or foreign files
+            raise DataError(f"generator 'rl_editor': cannot load weights {path}: {load_failure(exc)}.") from None
         if isinstance(state, dict) and "state_dict" in state:
             state = state["state_dict"]
+        if not isinstance(state, dict):
+            raise DataError(
+                f"generator 'rl_editor': {path} holds a {type(state).__name__}, not a state dict of this editor "
+                "(or the released Chainer .npz)."
+            )
         try:
             self.load_state_dict(state)
-        except (RuntimeError, TypeError) as exc:
+        except (RuntimeError, TypeError, KeyError, ValueError, AttributeError) as exc:
             raise DataError(f"generator 'rl_editor': {path} is not a state dict of this editor ({exc}).") from None
 
     def thumbnail(self, images: Tensor) -> Tensor:
@@ -175,22 +206,33 @@ class RLEditor(nn.Module):
         return area_thumbnail(images, self.thumbnail_size, self.quantize_thumbnail)
 
     def decide(self, images: Tensor, deterministic: bool | None = None) -> dict[str, Tensor]:
-        """Run the policy on the thumbnails of ``images`` and pick levels (no editing).
+        """Run the policy on the thumbnails of ``images`` and pick levels (no editing): the acting step.
+
+        The ``rl`` trainer acts through this method, so training sees exactly the thumbnail (size, 8-bit
+        rounding) and the level mapping that inference uses.
 
         Args:
             images: ``N x 3 x H x W`` in [0, 1], any size.
             deterministic: argmax (default in eval mode) or sampling (default in train mode).
 
         Returns:
-            ``{"params", "actions", "logits", "value"}``.
+            ``{"params", "actions", "log_prob", "value", "logits", "thumbnail"}``.
         """
         _check_images(images, "generator 'rl_editor'")
-        logits, value = self.policy(self.thumbnail(images))
+        thumbnail = self.thumbnail(images)
         if deterministic is None:
             deterministic = not self.training
-        actions = select_actions(logits, deterministic)
+        actions, log_prob, _, value, logits = get_action_and_value(self.policy, thumbnail, None, deterministic)
         params = self.software.levels_to_params(actions, self.levels).to(images.dtype)
-        return {"params": params, "actions": actions, "logits": logits, "value": value}
+        return {
+            "params": params,
+            "actions": actions,
+            "log_prob": log_prob,
+            "value": value,
+            "logits": logits,
+            "thumbnail": thumbnail,
+        }
+
 
     def forward(self, images: Tensor) -> dict[str, Tensor]:
         """Edit photos at their own resolution.

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from zoo.errors import DataError, InputError, ParameterError
+from zoo.errors import DataError, InputError, ParameterError, load_failure
 from zoo.registry import register
 
 PAPER = "Kosugi & Yamasaki, AAAI 2020"
@@ -195,7 +195,9 @@ def load_chainer_npz(model: KosugiActorCritic, path: str | Path) -> KosugiActorC
         with np.load(path, allow_pickle=False) as npz:
             arrays = {k: npz[k] for k in npz.files}
     except Exception as exc:  # zip/npy errors: say which file
-        raise DataError(f"policy 'kosugi_actor_critic': cannot read {path} as a Chainer .npz ({exc}).") from None
+        raise DataError(
+            f"policy 'kosugi_actor_critic': cannot read {path} as a Chainer .npz: {load_failure(exc)}."
+        ) from None
     targets = chainer_key_map(model)
     missing = sorted(set(targets) - set(arrays))
     if missing:

@@ -4,7 +4,7 @@ The whole update, for a batch collected with log-probabilities ``old_logp`` and 
 
     A = R - V_old                              (normalised over the batch if asked)
     for epoch in 1..E, for each minibatch:
-        logits, V = policy(obs)
+        _, log_pi_a, H, V, _ = get_action_and_value(policy, obs, actions)
         ratio = exp(log pi(a) - old_logp)
         policy_loss = mean(max(-A * ratio, -A * clip(ratio, 1 - eps, 1 + eps))) - beta * mean(H)
         value_loss  = 0.5 * mean((V - R)^2)
@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from zoo.registry import register
-from zoo.rl.common import Rollout, adam, categorical_entropy, categorical_log_prob, step
+from zoo.rl.common import Rollout, adam, get_action_and_value, step
 
 
 @register("algorithm", "ppo", paper="Schulman et al., arXiv 2017", tags=("rl_edit",))
@@ -83,9 +83,7 @@ class PPO:
             order = torch.randperm(n, device=batch.rewards.device)
             for start in range(0, n, size):
                 idx = order[start : start + size]
-                logits, value = self.policy(batch.obs[idx])
-                log_prob = categorical_log_prob(logits, batch.actions[idx])
-                entropy = categorical_entropy(logits)
+                _, log_prob, entropy, value, _ = get_action_and_value(self.policy, batch.obs[idx], batch.actions[idx])
                 log_ratio = log_prob - batch.log_probs[idx].detach()
                 ratio = log_ratio.exp()
                 adv = advantage[idx]

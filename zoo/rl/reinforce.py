@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from zoo.registry import register
-from zoo.rl.common import Rollout, adam, categorical_entropy, categorical_log_prob, step
+from zoo.rl.common import Rollout, adam, get_action_and_value, step
 
 
 @register("algorithm", "reinforce", paper="Williams, Machine Learning 1992", tags=("rl_edit",))
@@ -61,9 +61,7 @@ class Reinforce:
         mean_reward = float(batch.rewards.mean())
         if self.baseline is None:
             self.baseline = mean_reward
-        logits, _ = self.policy(batch.obs)
-        log_prob = categorical_log_prob(logits, batch.actions)
-        entropy = categorical_entropy(logits)
+        _, log_prob, entropy, _, _ = get_action_and_value(self.policy, batch.obs, batch.actions)
         advantage = batch.rewards - self.baseline
         policy_loss = -(log_prob * advantage).mean() - self.entropy_coef * entropy.mean()
         grad_norm = step(self.optimizer, policy_loss, self.max_grad_norm)

@@ -51,7 +51,10 @@ Hooks (override in the subclass)
     to MLflow every ``train.sample_every`` steps. Runs under ``torch.no_grad`` and with the RNG forked, so it never
     changes training. Default: source | generator output, with the generator in eval mode.
 ``check_recipe(cls, recipe) -> None`` (classmethod, optional)
-    Cross-section checks at recipe load (raise a ``ZooError`` subclass with a sentence).
+    Cross-section checks at recipe load (raise a ``ZooError`` subclass with a sentence). The adversarial trainers
+    run the contract checks of :func:`zoo.train.adversarial.check_adversarial_recipe` here.
+``upgrade_message(cls, source, model, train) -> str | None`` (classmethod, optional)
+    A sentence converting a recipe written in an older layout (checked before the strict key check).
 
 What subclasses can use
 -----------------------
@@ -165,6 +168,15 @@ class Trainer:
         self._ckpt_step: int | None = None
 
     # ------------------------------------------------------------------------------------------- hooks
+
+    @classmethod
+    def check_recipe(cls, recipe: Any) -> None:
+        """Cross-section checks at recipe load, before anything is built (raise a ZooError with a sentence)."""
+
+    @classmethod
+    def upgrade_message(cls, source: str, model: dict[str, Any], train: dict[str, Any]) -> str | None:
+        """A sentence on how to convert a recipe written in a layout this trainer no longer reads, or None."""
+        return None
 
     def generator_block(self) -> dict[str, Any]:
         """The component block that rebuilds :attr:`generator` (default: the recipe's ``model.generator``)."""

@@ -149,7 +149,13 @@ def resolve_resume(resume: str | Path, tracker: Any) -> Path:
 
 def check_compatible(state: Mapping[str, Any], recipe: Any, path: Path) -> None:
     """Refuse to resume a checkpoint into a recipe with another trainer or another model section."""
-    saved = state.get("recipe") or {}
+    saved = state.get("recipe")
+    missing = [k for k in ("recipe", "trainer", "step", "modules") if k not in state]
+    if missing or not isinstance(saved, Mapping):
+        raise TrainingError(
+            f"Checkpoint {path} cannot be resumed: it lacks {', '.join(missing or ['a recipe mapping'])} (it was not "
+            "written by zoo train, or was edited). Its generator can still be used with zoo enhance --checkpoint."
+        )
     if state.get("trainer") != recipe.train.trainer:
         raise TrainingError(
             f"Checkpoint {path} was written by trainer {state.get('trainer')!r}; the recipe uses "

@@ -1,15 +1,22 @@
-"""The ``rl`` trainer: RL-controlled editing (Kosugi & Yamasaki, AAAI 2020), batched and synchronous.
+"""The ``rl`` trainer: the generator is a policy over discrete slider levels, learning by policy gradient.
 
-One step (= one agent update) on a batch of ``N`` source thumbnails and ``N`` real (target-domain) thumbnails::
+RL-controlled editing (Kosugi & Yamasaki, AAAI 2020), batched and synchronous, on the adversarial core that the
+``gan`` trainer shares (:mod:`zoo.train.adversarial`). One step (= one agent update) on a batch of ``N`` source
+and ``N`` real (target-domain) images at the data's resolution::
 
-    levels ~ pi(. | source)                      (BatchNorm in train mode, one sample per slider)
-    edited = q8(software(source, levels))       (the edit, rounded to 8 bits as the reference saves it)
-    R = objective.reward(D(edited)) - alpha * penalty(source, edited)      (the critic before this step's update)
-    critic steps: 1 on (real, edited), then critic_steps - 1 on replay samples (last 1000 real and edited)
-    agent update: the algorithm (a2c / ppo / reinforce) on (source, levels, R)
+    source, real = q8(source), q8(real)          (train.quantize: the reference's uint8 pipeline)
+    decision = editor.decide(source)             (the editor's own acting step: its thumbnail, levels sampled)
+    edited = q8(software(source, sliders))       (applied at the data's resolution)
+    D steps: train.d_steps per discriminator (first on this batch, the others replayed); their scores of this
+             batch, taken before the update (the networks the episode met), give the reward:
+    R = sum_i w_i * objective_i.reward(D_i(edited), D_i(real)) - sum_j w_j * loss_j.per_image(source, edited)
+    agent update: the algorithm (a2c / ppo / reinforce) on (thumbnail, levels, R)
 
-Episodes are one step long, so there is no environment loop: a batch of photos is a batch of episodes.
-Checkpoints hold the policy, the critic, both optimisers, the algorithm's own state and the replay buffer.
+With the paper's pieces (one ``kosugi_critic`` with ``wgan_gp``, ``mse`` with weight alpha = 100, 64 x 64 data)
+this is ``D(edited) - 100 * MSE(source, edited)`` (WGAN-GP's reward is measured from the real images' mean score,
+see :class:`zoo.losses.adversarial.WGANGP`). Episodes are one step long, so a batch of photos is a batch of
+episodes. Checkpoints hold the policy, the discriminators, their optimisers, the algorithm's own state and the
+replay buffer.
 """
 
 from __future__ import annotations
@@ -20,44 +27,28 @@ import torch
 from pydantic import Field
 from torch import Tensor, nn
 
-from zoo.errors import ParameterError, RecipeError
-from zoo.recipe import Component
+from zoo.contracts import PolicySliderGenerator
+from zoo.errors import TrainingError
 from zoo.registry import create, register
-from zoo.specs import CommonTrainSpec, StrictModel
+from zoo.specs import AdversarialModelSpec, AdversarialTrainSpec
+from zoo.train.adversarial import ContentTerms, DiscriminatorSide, check_adversarial_recipe, old_rl_layout_message
 from zoo.train.base import Trainer
 
 PAPER = "Kosugi & Yamasaki, AAAI 2020"
+RLModelSpec = AdversarialModelSpec  # the model layout every adversarial recipe shares
 
 
-class RewardSpec(StrictModel):
-    """``R = objective.reward(D(edited)) - alpha * penalty.per_image(source, edited)``."""
-
-    objective: Component("loss") = Field(default_factory=lambda: {"name": "wgan_gp"})
-    penalty: Component("loss") = Field(default_factory=lambda: {"name": "mse"})
-    alpha: float = Field(100.0, ge=0, description="weight of the content penalty (100 in the paper)")
-    quantize: bool = Field(True, description="round edited thumbnails to 8 bits before the critic sees them")
-
-
-class RLModelSpec(StrictModel):
-    """The ``model`` section of an RL-editing recipe."""
-
-    generator: Component("generator") = Field(
-        default_factory=lambda: {"name": "rl_editor"},
-        description="the editor: rl_editor {policy, software, levels, weights}",
-    )
-    critic: Component("discriminator") = Field(default_factory=lambda: {"name": "kosugi_critic"})
-    algorithm: Component("algorithm") = Field(default_factory=lambda: {"name": "a2c"})
-    reward: RewardSpec = Field(default_factory=RewardSpec)
-
-
-class RLTrainSpec(CommonTrainSpec):
-    """The ``train`` section of the ``rl`` trainer (plus the keys every trainer shares)."""
+class RLTrainSpec(AdversarialTrainSpec):
+    """The ``train`` section of the ``rl`` trainer (plus the keys every adversarial trainer shares)."""
 
     batch_size: int = Field(20, ge=1, description="episodes (photos) per agent update (20 in the paper)")
-    critic_steps: int = Field(5, ge=0, description="critic updates per agent update: 1 on the batch, the rest replayed")
-    replay_size: int = Field(1000, ge=1, description="real and edited thumbnails kept for the critic's extra steps")
-    critic_lr: float = Field(1e-4, gt=0)
-    critic_betas: tuple[float, float] = (0.5, 0.999)
+    d_steps: int = Field(5, ge=0, description="discriminator updates per agent update: 1 on the batch, the rest replayed")
+    replay_size: int = Field(1000, ge=0, description="real and edited images kept for the extra discriminator steps")
+    lr_d: float | None = Field(1e-4, gt=0, description="discriminator learning rate")
+    betas_d: tuple[float, float] | None = (0.5, 0.999)
+    quantize: bool = Field(
+        True, description="round source, real and edited images to 8 bits, as the reference's uint8 pipeline does"
+    )
     cache_thumbnails: bool = Field(
         True, description="decode each file once and keep its thumbnail (when data.resize is the thumbnail size)"
     )
@@ -65,12 +56,13 @@ class RLTrainSpec(CommonTrainSpec):
 
 @register("trainer", "rl", paper=PAPER, tags=("rl_edit",))
 class RLTrainer(Trainer):
-    """RL-controlled editing: an agent sets the sliders of editing software, a WGAN-GP critic scores the edit.
+    """Policy-gradient training of a slider policy (RL-controlled editing) against any discriminators and losses.
 
-    Batched, synchronous one-step episodes; any registered algorithm (a2c, ppo, reinforce), critic, adversarial
-    objective and content penalty. Metrics: the reward and its two parts, critic scores on real and edited
-    thumbnails, critic loss and gradient penalty, policy entropy and losses, and the mean chosen value of every
-    slider; sample grids (source | edited) every ``train.sample_every`` updates.
+    Batched, synchronous one-step episodes; any registered algorithm (a2c, ppo, reinforce), any set of
+    discriminators with objectives that give a per-image reward (the paper's WGAN-GP critic, EnlightenGAN's global
+    and local discriminators...), any per-image content losses as penalties. Metrics: the reward and its parts,
+    discriminator scores, losses and gradient penalties, policy entropy and losses, and the mean chosen value of
+    every slider; sample grids (source | edited) every ``train.sample_every`` updates.
     """
 
     ModelSpec = RLModelSpec
@@ -79,62 +71,38 @@ class RLTrainer(Trainer):
     # ----------------------------------------------------------------------------------------- building
 
     @classmethod
+    def upgrade_message(cls, source: str, model: dict[str, Any], train: dict[str, Any]) -> str | None:
+        return old_rl_layout_message(source, model, train)
+
+    @classmethod
     def check_recipe(cls, recipe: Any) -> None:
-        gen = recipe.model.generator
-        if gen.get("name") != "rl_editor":
-            return  # another slider generator: its own constructor checks K and L
-        policy = gen.get("policy")
-        if isinstance(policy, dict) and ("num_params" in policy or "levels" in policy):
-            software = create("software", gen.get("software", "lightroom_basic"))
-            want = {"num_params": software.K, "levels": gen.get("levels", 33)}
-            for key, value in want.items():
-                if key in policy and policy[key] != value:
-                    raise RecipeError(
-                        f"model.generator.policy.{key} is {policy[key]}, but the software "
-                        f"{software.software_name!r} has K = {software.K} sliders and model.generator.levels is "
-                        f"{want['levels']}: the policy must output {key} = {value}. Remove the key (it is set "
-                        "from the software and levels) or make them agree."
-                    )
+        check_adversarial_recipe(recipe, learning="policy", trainer="rl")
 
     def build(self) -> None:
-        from zoo.rl.replay import ThumbnailReplay
-        from zoo.rl.reward import EditReward
-
         cfg: RLTrainSpec = self.cfg  # type: ignore[assignment]
-        editor = create("generator", self.model_cfg.generator, where=self.recipe.where("model.generator"))
-        for attr in ("policy", "software", "levels", "thumbnail_size"):
-            if not hasattr(editor, attr):
-                raise ParameterError(
-                    f"{self.recipe.where('model.generator')}: the rl trainer needs a slider generator with a policy "
-                    f"and a software (rl_editor); {type(editor).__name__} has no {attr!r}."
-                )
+        editor = self.build_generator()
+        if not isinstance(editor, PolicySliderGenerator):
+            raise TrainingError(
+                f"{self.recipe.where('model.generator')}: the rl trainer needs a policy slider generator "
+                f"(zoo.contracts.PolicySliderGenerator, e.g. rl_editor); {type(editor).__name__} is not one."
+            )
         self.editor = editor.to(self.device)
         self.software = self.editor.software
-        self.size = int(self.editor.thumbnail_size)
         self.algorithm = create("algorithm", self.model_cfg.algorithm, where=self.recipe.where("model.algorithm"))
-        # REINFORCE leaves the value head out of the loss: DDP must be told
         # channels_last makes these small convolutions 2-4x faster on the CPU too (the base uses it on CUDA)
         self._cl = self.device.type == "cpu" or self.channels_last
         if self._cl:
             self.editor.policy.to(memory_format=torch.channels_last)
-        critic = create("discriminator", self.model_cfg.critic, where=self.recipe.where("model.critic"))
-        if self._cl:
-            critic = critic.to(memory_format=torch.channels_last)
+        # REINFORCE leaves the value head out of the loss: DDP must be told
         self.policy = self.add_module(
             "policy", self.editor.policy, find_unused_parameters=not getattr(self.algorithm, "uses_value", True)
         )
-        self.critic = self.add_module("critic", critic)
-        r = self.model_cfg.reward
-        self.reward = EditReward(r.objective, r.penalty, alpha=r.alpha, quantize=r.quantize).to(self.device)
         self.algorithm.bind(self.policy)
         self.add_optimizer("policy", self.algorithm.optimizer)
-        self.opt_critic = self.add_optimizer(
-            "critic",
-            torch.optim.Adam(self.module("critic").parameters(), lr=cfg.critic_lr, betas=tuple(cfg.critic_betas)),
-        )
-        self.replay = ThumbnailReplay(cfg.replay_size, self.size)
-        if cfg.cache_thumbnails:
-            _cache_thumbnails(self.dataset, self.recipe.data, self.size, self.log)
+        self.side = DiscriminatorSide(self, channels_last=self._cl)
+        self.content = ContentTerms(self, self.side)
+        if cfg.cache_thumbnails and self.dataset is not None:
+            _cache_thumbnails(self.dataset, self.recipe.data, int(self.editor.thumbnail_size), self.log)
 
     @property
     def generator(self) -> nn.Module:
@@ -142,94 +110,60 @@ class RLTrainer(Trainer):
 
     # ----------------------------------------------------------------------------------------- one update
 
-    def _thumbs(self, images: Tensor) -> Tensor:
-        from zoo.rl.editor import area_thumbnail
-
-        return area_thumbnail(images.float().clamp(0, 1), self.size, quantize=True)
-
     def train_step(self, batch: dict[str, Tensor]) -> dict[str, float]:
-        from zoo.rl.common import Rollout, act
+        from zoo.rl.common import Rollout
         from zoo.rl.editor import quantize_8bit
 
         cfg: RLTrainSpec = self.cfg  # type: ignore[assignment]
-        source = self._thumbs(batch["source"])
-        real = self._thumbs(batch["target"])
+        source = batch["source"].float().clamp(0, 1)
+        real = batch["target"].float().clamp(0, 1)
+        if cfg.quantize:
+            source, real = quantize_8bit(source), quantize_8bit(real)
         self.editor.train()
 
-        # act: one sampled level per slider, the edit at thumbnail size
-        actions, log_probs, values, _ = act(self.policy, self._fmt(source))
-        params = self.software.levels_to_params(actions, self.editor.levels).to(source)
+        # act: the editor's own decision step (thumbnail, sampled levels), the edit at the data's resolution
         with torch.no_grad():
-            edited = quantize_8bit(self.software.apply(source, params))
-        edited = self._fmt(edited)
-        real = self._fmt(real)
+            decision = self.editor.decide(source, deterministic=False)
+            edited = self.software.apply(source, decision["params"])
+        if cfg.quantize:
+            edited = quantize_8bit(edited)
 
-        # critic: the current batch first (its scores of the edits, taken before the update, are the
-        # reward's: the critic that the episode met), then thumbnails replayed from the buffer
-        self.replay.add(real, edited)
-        critic_stats, scores = [], None
-        if cfg.critic_steps > 0:
-            first, scores = self._critic_step(real, edited)
-            critic_stats.append(first)
-        for _ in range(cfg.critic_steps - 1):
-            r, f = self.replay.sample(real.shape[0], self.device)
-            critic_stats.append(self._critic_step(self._fmt(r), self._fmt(f))[0])
-        parts = self.reward(self.module("critic"), source, edited, scores=scores)
+        # discriminators: their scores of this batch before the update are the reward's (what the episode met)
+        windows = self.side.draw_windows(source)
+        out, scores = self.side.update(real, edited, windows, self.autocast)
+        adversarial, adv_parts = self.side.reward(scores)
+        penalty, pen_parts = self.content.per_image(source, edited, windows)
+        reward = adversarial - penalty
 
         # agent
-        stats = self.algorithm.update(Rollout(self._fmt(source), actions, parts["reward"], log_probs, values))
+        obs = decision["thumbnail"]
+        obs = obs.contiguous(memory_format=torch.channels_last) if self._cl else obs
+        rollout = Rollout(obs, decision["actions"], reward, decision["log_prob"], decision["value"])
+        stats = self.algorithm.update(rollout)
 
-        out: dict[str, float] = {
-            "reward/mean": float(parts["reward"].mean()),
-            "reward/adversarial": float(parts["adversarial"].mean()),
-            "reward/penalty": float(parts["penalty"].mean()),
-            "critic/edited": float(parts["scores"].mean()),
-            "policy/value": float(values.mean()),
-        }
-        if critic_stats:
-            first = critic_stats[0]
-            out["critic/real"] = first["real"]
-            out["critic/loss"] = sum(s["loss"] for s in critic_stats) / len(critic_stats)
-            out["critic/gp"] = sum(s["gp"] for s in critic_stats) / len(critic_stats)
-            out["critic/wasserstein"] = first["real"] - first["fake"]
-        for key, value in stats.items():
-            out[f"policy/{key}"] = float(value)
-        for name, value in zip(self.software.names, params.mean(0).tolist(), strict=True):
-            out[f"slider/{name}"] = value
+        out.update(
+            {
+                "reward/mean": float(reward.mean()),
+                "reward/adversarial": float(adversarial.mean()),
+                "reward/penalty": float(penalty.mean()),
+                "policy/value": float(decision["value"].mean()),
+            }
+        )
+        out.update({f"reward/{name}": float(r.mean()) for name, r in adv_parts.items()})
+        out.update({f"penalty/{name}": float(p.mean()) for name, p in pen_parts.items()})
+        out.update({f"policy/{key}": float(value) for key, value in stats.items()})
+        means = decision["params"].mean(0).tolist()
+        out.update({f"slider/{name}": value for name, value in zip(self.software.names, means, strict=True)})
         return out
-
-    def _fmt(self, x: Tensor) -> Tensor:
-        return x.contiguous(memory_format=torch.channels_last) if self._cl else x
-
-    def _critic_step(self, real: Tensor, fake: Tensor) -> tuple[dict[str, float], Tensor]:
-        """One WGAN-GP critic update; returns its statistics and the critic's pre-update scores of ``fake``."""
-        n = real.shape[0]
-        scores = self.critic(torch.cat([real, fake]))  # one forward: no BatchNorm, so the same as two
-        real_s, fake_s = scores[:n], scores[n:]
-        loss = self.reward.objective.critic_loss(real_s, fake_s)
-        # the penalty goes through the unwrapped critic (DDP does not support double backward); its gradients
-        # still land in the same backward pass, so DDP averages them with the rest
-        gp = self.reward.objective.penalty(self.module("critic"), real, fake)
-        self.opt_critic.zero_grad(set_to_none=True)
-        (loss + gp).backward()
-        self.opt_critic.step()
-        stats = {
-            "loss": float(loss.detach()) + float(gp.detach()),
-            "gp": float(gp.detach()),
-            "real": float(real_s.detach().mean()),
-            "fake": float(fake_s.detach().mean()),
-        }
-        return stats, fake_s.detach()
 
     # ----------------------------------------------------------------------------------------- state & samples
 
     def extra_state(self) -> dict[str, Any]:
         algo = {k: v for k, v in self.algorithm.state_dict().items() if k != "optimizer"}  # the base saves optimisers
-        return {"replay": self.replay.state_dict(), "algorithm": algo}
+        return {"discriminators": self.side.state_dict(), "algorithm": algo}
 
     def load_extra_state(self, state: dict[str, Any]) -> None:
-        if "replay" in state:
-            self.replay.load_state_dict(state["replay"])
+        self.side.load_state_dict(state.get("discriminators") or {})
         algo = state.get("algorithm") or {}
         if algo:
             self.algorithm.load_state_dict(algo)

@@ -9,13 +9,13 @@ Each run records: the resolved recipe (artifact ``recipe.yaml`` and flattened pa
 commit, recipe, trainer, component names, device, world size, run folder, checkpoint path), metrics per logged
 step (the trainer's losses, ``lr/*``, ``perf/*``), system metrics (psutil: CPU, memory, disk, network; GPU via
 MLflow's monitor when ``nvidia-ml-py`` is installed, plus ``perf/cuda_*`` memory from torch), sample grids
-(``samples/step_*.png``), the latest checkpoint (``checkpoints/last.pt``) and the final generator with
-``mlflow.pytorch.log_model`` (artifact ``model``).
+(``samples/step_*.png``), the latest checkpoint (``checkpoints/last.pt``) and the final generator as the
+weights-only folder ``model/`` (``generator.pt``: generator block + state dict, no pickle; see
+:mod:`zoo.model_registry`), which ``zoo train --register NAME`` puts into the MLflow Model Registry.
 """
 
 from __future__ import annotations
 
-import copy
 import logging
 import os
 import subprocess
@@ -285,20 +285,18 @@ class Tracker:
             self._started = False
 
     def _log_model(self, trainer: Any) -> None:
+        """Log the final generator as the weights-only folder ``model/`` (no pickle; see zoo.model_registry)."""
         import mlflow
-        import mlflow.pytorch
-        import torch
+        from torch.nn.parallel import DistributedDataParallel
 
         import zoo
+        from zoo.model_registry import log_weights_model
 
-        gen = copy.deepcopy(trainer.generator).cpu().eval()
-        info = mlflow.pytorch.log_model(
-            gen,
-            name="model",
-            serialization_format="pickle",  # 'pt2' would trace one input size; generators take any size
-            pip_requirements=[f"torch=={torch.__version__.split('+')[0]}", f"enhance-zoo=={zoo.__version__}"],
-        )
-        mlflow.set_tag("zoo.model_uri", info.model_uri)
+        gen = trainer.generator
+        gen = gen.module if isinstance(gen, DistributedDataParallel) else gen
+        meta = {"recipe": trainer.recipe.name, "step": trainer.step, "zoo_version": zoo.__version__}
+        uri = log_weights_model(gen, trainer.generator_block(), meta=meta)
+        mlflow.set_tag("zoo.model_uri", uri)
 
     # ------------------------------------------------------------------------------------------- lookups
 

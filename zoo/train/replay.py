@@ -1,4 +1,4 @@
-"""Replay buffer of real and edited thumbnails for the critic's extra steps (last 1000 of each)."""
+"""Replay buffer of real and generated images for the discriminators' extra steps (the RL paper: last 1000 of each)."""
 
 from __future__ import annotations
 
@@ -10,35 +10,40 @@ from torch import Tensor
 from zoo.errors import InputError
 
 
-class ThumbnailReplay:
-    """Two ring buffers (real and edited) of 8-bit thumbnails, sampled independently.
+class ImageReplay:
+    """Two ring buffers (real and generated) of 8-bit images, sampled independently.
 
-    Thumbnails are stored as ``uint8`` (the edited ones are 8-bit already; the real ones are rounded), so 1000 of
-    each at 64 x 64 take 24 MB and fit in a checkpoint.
+    Images are stored as ``uint8`` (generated images the discriminators see are 8-bit already when the trainer
+    quantises them; others are rounded), so 1000 of each at 64 x 64 take 24 MB and fit in a checkpoint.
 
     Args:
-        capacity: how many thumbnails of each kind are kept (the oldest are overwritten).
-        size: thumbnail side.
+        capacity: how many images of each kind are kept (the oldest are overwritten).
+        size: image side (square), or ``(H, W)``.
     """
 
-    def __init__(self, capacity: int = 1000, size: int = 64) -> None:
+    def __init__(self, capacity: int = 1000, size: int | tuple[int, int] = 64) -> None:
         if capacity < 1:
             raise InputError(f"replay buffer: capacity must be >= 1, got {capacity}.")
         self.capacity = int(capacity)
-        self.size = int(size)
-        self.real = torch.zeros(self.capacity, 3, self.size, self.size, dtype=torch.uint8)
+        self.shape = (int(size), int(size)) if isinstance(size, int) else (int(size[0]), int(size[1]))
+        self.real = torch.zeros(self.capacity, 3, *self.shape, dtype=torch.uint8)
         self.fake = torch.zeros_like(self.real)
-        self.count = 0  # thumbnails added so far (of each kind)
+        self.count = 0  # images added so far (of each kind)
+
+    @staticmethod
+    def nbytes(capacity: int, size: tuple[int, int]) -> int:
+        """Memory of a buffer of ``capacity`` real and generated images of ``size`` (both kinds)."""
+        return 2 * capacity * 3 * size[0] * size[1]
 
     def __len__(self) -> int:
         return min(self.count, self.capacity)
 
     def add(self, real: Tensor, fake: Tensor) -> None:
-        """Append a batch of real and a batch of edited thumbnails (``N x 3 x S x S`` in [0, 1], same N)."""
-        shape = (3, self.size, self.size)
+        """Append a batch of real and a batch of generated images (``N x 3 x H x W`` in [0, 1], same N)."""
+        shape = (3, *self.shape)
         if real.shape[1:] != shape or fake.shape[1:] != shape or real.shape[0] != fake.shape[0]:
             raise InputError(
-                f"replay buffer: expects two batches N x 3 x {self.size} x {self.size} of the same N, got "
+                f"replay buffer: expects two batches N x 3 x {self.shape[0]} x {self.shape[1]} of the same N, got "
                 f"{tuple(real.shape)} and {tuple(fake.shape)}."
             )
         n = real.shape[0]
@@ -48,7 +53,7 @@ class ThumbnailReplay:
         self.count += n
 
     def sample(self, n: int, device: torch.device | str = "cpu") -> tuple[Tensor, Tensor]:
-        """``n`` real and ``n`` edited thumbnails drawn uniformly (with replacement) from what is stored."""
+        """``n`` real and ``n`` generated images drawn uniformly (with replacement) from what is stored."""
         if len(self) == 0:
             raise InputError("replay buffer: cannot sample from an empty buffer.")
         i = torch.randint(len(self), (n,))
@@ -59,15 +64,17 @@ class ThumbnailReplay:
         k = len(self)
         return {
             "capacity": self.capacity,
-            "size": self.size,
+            "size": list(self.shape),
             "count": self.count,
             "real": self.real[:k].clone(),
             "fake": self.fake[:k].clone(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        if int(state["size"]) != self.size:
-            raise InputError(f"replay buffer: the saved thumbnails are {state['size']} px, this run uses {self.size}.")
+        saved = state["size"]
+        saved = (int(saved), int(saved)) if isinstance(saved, (int, float)) else tuple(int(v) for v in saved)
+        if saved != self.shape:
+            raise InputError(f"replay buffer: the saved images are {saved}, this run uses {self.shape}.")
         real, fake = state["real"], state["fake"]
         k = min(real.shape[0], self.capacity)
         self.real.zero_()
