@@ -7,7 +7,7 @@ PIP    := $(BIN)/python -m pip
 export HF_HUB_OFFLINE := 1
 PYTEST_ARGS ?= -n 2
 
-.PHONY: setup test demo bench registry lint clean
+.PHONY: setup test demo bench registry lint clean studio-screenshot
 
 setup: $(STAMP)
 
@@ -24,7 +24,13 @@ demo: setup
 	$(BIN)/python tools/demo.py
 
 bench: setup
-	$(BIN)/python tools/benchmark.py
+	$(BIN)/python tools/benchmark.py -o docs/benchmarks.md --readme README.md
+
+# The README's picture of zoo studio, taken by its browser test (needs chromium + chromium-driver).
+studio-screenshot: setup
+	rm -f docs/studio.png
+	ZOO_STUDIO_SCREENSHOT=docs/studio.png $(BIN)/python -m pytest -q tests/test_studio_browser.py
+	@test -s docs/studio.png || { echo "no screenshot: was the browser test skipped? (pytest -rs)"; exit 1; }
 
 registry: setup
 	$(BIN)/python tools/gen_registry.py

@@ -73,7 +73,7 @@ def test_zoo_train_nproc_2_with_the_rl_trainer(tmp_path, monkeypatch):
         "data.width=48",
         "train.steps=2",
         "train.batch_size=2",
-        "train.critic_steps=1",
+        "train.d_steps=1",
         "train.samples=0",
         "tracking.enabled=false",
         f"train.out_dir={tmp_path}",

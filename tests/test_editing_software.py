@@ -105,16 +105,24 @@ def test_fast_guided_filter_agrees_with_exact():
     assert (exact - fast).abs().mean() < 2e-3 and (exact - fast).abs().max() < 2e-2
 
 
-def test_bilateral_grid_agrees_with_exact(shared_dir):
-    """At 256 px (radius 8) both paths run; the grid is an approximation of the 197-tap filter."""
+def test_bilateral_grid_approximates_exact_within_its_measured_budget(shared_dir):
+    """At 256 px (radius 8) both paths run; the grid is an *approximation* of the 197-tap filter, not a match.
+
+    Measured on the shipped 256 px fixtures: the clarity detail layer (image - filtered) of the grid differs
+    from the exact one by 15-32% of its mean size (dicm_01: 19.8%), with cosine similarity 0.98; the filtered
+    images differ by 0.18% of full scale on average (dicm_01). The bounds below sit just above the dicm_01
+    measurement, so a grid that got worse would fail; a Gaussian blur in its place would be 350% off.
+    """
     d = np.load(shared_dir / "reference" / "kosugi" / "editor_dicm_01_256.npz")
     x = torch.from_numpy(d["input_uint8"].astype(np.float32)).permute(2, 0, 1)[None]
     exact = filters.bilateral(x, 16, 50.0, 5.0, method="exact")
     grid = filters.bilateral(x, 16, 50.0, 5.0, method="grid")
     detail_e, detail_g = x - exact, x - grid
     rel = ((detail_e - detail_g).abs().mean() / detail_e.abs().mean()).item()
-    assert rel < 0.25, rel  # the clarity detail layer agrees to within 25% (measured: about 15%)
-    assert ((exact - grid).abs().mean() / 255).item() < 5e-3
+    assert rel < 0.21, rel  # measured 0.198
+    cos = torch.nn.functional.cosine_similarity(detail_e.flatten(), detail_g.flatten(), dim=0).item()
+    assert cos > 0.98, cos  # measured 0.984
+    assert ((exact - grid).abs().mean() / 255).item() < 2e-3  # measured 1.76e-3
 
 
 def test_bilateral_exact_reference_taps():
@@ -127,14 +135,42 @@ def test_bilateral_exact_reference_taps():
     assert all((i - 4) ** 2 + (j - 4) ** 2 <= 4 for i, j in changed) and [4, 4] in changed
 
 
-def test_large_image_memory_is_linear():
-    """Dehaze's dark channel on a 1024 px image (the reference needs about 6 GB here) runs in O(HW)."""
-    from zoo.editing.kosugi import dehaze
+_PEAK_SCRIPT = """
+import resource, sys, torch
+torch.set_num_threads(1)
+from zoo.editing.kosugi import dehaze
+h, w = int(sys.argv[1]), int(sys.argv[2])
+x = torch.rand(1, 3, h, w)
+with torch.inference_mode():
+    dehaze(torch.rand(1, 3, 64, 64), torch.tensor([0.5]))  # warm-up: allocator, kernels
+    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    y = dehaze(x, torch.tensor([0.5]))
+    assert y.shape == x.shape and bool(torch.isfinite(y).all())
+print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) * 1024)
+"""
 
-    x = torch.rand(1, 3, 768, 1024)
-    with torch.inference_mode():
-        y = dehaze(x, torch.tensor([0.5]))
-    assert y.shape == x.shape and torch.isfinite(y).all()
+
+def _dehaze_peak_bytes(h: int, w: int) -> int:
+    """Extra peak resident memory of one dehaze at ``h x w`` (a fresh process: the high-water mark is clean)."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", _PEAK_SCRIPT, str(h), str(w)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return int(done.stdout.split()[-1])
+
+
+def test_large_image_memory_is_linear():
+    """Dehaze's peak memory grows with the pixel count, not with pixels x window area.
+
+    The reference stacks H x W x wsize^2 values for its dark channel (about 6 GB at 1024 x 768, where
+    wsize = 30); doubling both sides doubles wsize too, so its memory grows 16x. Here, measured: about 3 image
+    sizes extra at 1024 x 768 (27 MB) and 2 at 2048 x 1536 (74 MB): linear, 2.9x for 4x the pixels.
+    """
+    small, big = _dehaze_peak_bytes(768, 1024), _dehaze_peak_bytes(1536, 2048)
+    image_big = 3 * 1536 * 2048 * 4
+    assert big < 4 * image_big, f"{big / 2**20:.0f} MB extra for a {image_big / 2**20:.0f} MB image"
+    assert big < 6 * max(small, 1), f"4x the pixels took {big / max(small, 1):.1f}x the memory"
 
 
 # ------------------------------------------------------------------------------------------- zoo edit

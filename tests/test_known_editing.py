@@ -406,3 +406,46 @@ def test_lightroom_single_sliders_move_a_grey_pixel_as_written_out():
         p[0, 3] = a
         out = s.apply(torch.full((1, 3, 2, 2), 0.5), p)
         close(out, torch.full((1, 3, 2, 2), expected), atol=2e-6)
+
+
+def test_hu_filters_apply_each_images_own_parameters():
+    """A batch of two images with different parameters: each image gets its own (hand values as above)."""
+    x = torch.full((2, 3, 1, 2), 0.3, dtype=torch.float64)
+    close(hu.exposure_gain(x, t([1.0, -1.0])), t([0.6, 0.15]).view(2, 1, 1, 1).expand(2, 3, 1, 2))
+    g = hu.gamma(x, t([1.0, 2.0]))
+    close(g[0], x[0], atol=1e-9)  # g = 1: identity
+    k, e = 0.5, 1e-3
+    close(g[1], torch.full((3, 1, 2), ((0.3 + e) ** k - e**k) / ((1 + e) ** k - e**k)), atol=1e-7)
+    wb = hu.white_balance(x, t([[2.0, 1.0, 0.5], [1.0, 2.0, 1.0]]))
+    close(wb[0, :, 0, 0], [0.6 / 1.24, 0.3 / 1.24, 0.15 / 1.24])
+    close(wb[1, :, 0, 0], [0.3 / 1.67, 0.6 / 1.67, 0.3 / 1.67])
+    xs = t([0.0625, 0.5]).view(1, 1, 1, 2).expand(2, 3, 1, 2)
+    tc = hu.tone_curve(xs, t([[2.0] + [1.0] * 7, [1.0] * 7 + [2.0]]))
+    close(tc[0, 1, 0], [1 / 9, 5 / 9], atol=1e-7)
+    close(tc[1, 1, 0], [1 / 18, 4 / 9], atol=1e-7)
+    cc = hu.color_curves(xs, t([[2.0] + [1.0] * 23, [1.0] * 23 + [2.0]]))
+    close(cc[0, 0, 0], [1 / 9, 5 / 9], atol=1e-7)  # image 0: red steep start, others identity
+    close(cc[0, 2, 0], [0.0625, 0.5], atol=1e-7)
+    close(cc[1, 2, 0], [1 / 18, 4 / 9], atol=1e-7)  # image 1: blue steep end
+    close(cc[1, 0, 0], [0.0625, 0.5], atol=1e-7)
+    bw = hu.bw_mix(torch.cat([pixel(1.0, 0.0, 0.0)] * 2), t([1.0, 0.0]))
+    close(bw[0, :, 0, 0], [0.299, 0.299, 0.299], atol=1e-6)
+    close(bw[1, :, 0, 0], [1.0, 0.0, 0.0], atol=1e-6)
+
+
+def test_kosugi_sliders_apply_each_images_own_parameters():
+    hsv = hsv_pixels((30.0, 0.5, 0.5)).expand(2, 3, 1, 1)
+    close(kosugi.whites(hsv, t([0.44, -1.0]))[:, 2].flatten(), [0.52, 0.4], atol=1e-6)
+    close(kosugi.blacks(hsv, t([0.44, -1.0]))[:, 2].flatten(), [0.52, 0.4], atol=1e-6)
+    close(kosugi.saturation(hsv, t([0.5, -0.5]))[:, 1].flatten(), [0.75, 0.25])
+    close(kosugi.vibrance(hsv, t([0.5, -1.0]))[:, 1].flatten(), [0.625, 0.25])  # f = 0.5: s (1 + a) 0.5 + s 0.5
+    m = sigmoid(-2.5)  # highlights at v = 0.5
+    close(kosugi.highlights(hsv, t([0.2, -0.2]))[:, 2].flatten(), [1 - 0.5 * (1 - m), 1 - 0.5 * (1 + m)])
+    m = 1 - sigmoid(2.5)
+    close(kosugi.shadows(hsv, t([0.2, -0.2]))[:, 2].flatten(), [0.5 * (1 + m), 0.5 * (1 - m)])
+    z = torch.zeros(2, 3, 1, 1, dtype=torch.float64)
+    close(kosugi.exposure(z, t([0.5, -0.5])), t([[2.5] * 3, [-2.5] * 3]))
+    close(kosugi.temp(z, t([0.5, -0.5])), t([[1.0, 0.8, 0.0], [0.0, 0.5, 1.0]]))
+    close(kosugi.tint(z, t([0.5, -0.5])), t([[0.5, 0.0, 1.0], [0.5, 1.0, 0.0]]))
+    x = t([0.2, 0.6]).view(1, 1, 1, 2).expand(2, 3, 1, 2)
+    close(kosugi.contrast(x, t([0.5, -0.5])), t([[0.1, 0.7], [0.3, 0.5]]).view(2, 1, 1, 2).expand(2, 3, 1, 2))

@@ -26,11 +26,40 @@ def test_interface_and_reward_is_negated_per_image_generator_loss(name):
     d = obj.critic_loss(real, fake)
     g = obj.generator_loss(fake, real)
     assert d.ndim == 0 and g.ndim == 0 and torch.isfinite(d) and torch.isfinite(g)
-    r = obj.reward(fake)
+    r = obj.reward(fake, real)
     assert r.shape == (3,)
-    if name != "ralsgan":  # relativistic: the batch-level loss also has a real-image term
-        assert torch.allclose(-r.mean(), obj.generator_loss(fake), atol=1e-6)
+    if name == "wgan_gp":  # the reward is measured from the real images' mean score
+        assert torch.allclose(-r.mean(), g + real.flatten(1).mean(), atol=1e-6)
+    elif name != "ralsgan":  # relativistic: the batch-level loss also has a real-image term
+        assert torch.allclose(-r.mean(), g, atol=1e-6)
     assert obj.penalty(nn.Identity(), real, fake).shape == ()
+
+
+@pytest.mark.parametrize("name", OBJECTIVES)
+def test_a_common_shift_of_all_scores_changes_no_shift_invariant_objective(name):
+    """Where the critic loss ignores a common shift of every score, the reward must ignore it too.
+
+    (The issue: RaLSGAN's reward without the real scores moved from -2.04 to -16.60 when every score moved by 5,
+    while its critic loss stayed at 1.1202.)
+    """
+    obj = create("loss", name)
+    real, fake = scores(4, 5), scores(4, 6)
+    shifted_loss = obj.critic_loss(real + 5.0, fake + 5.0)
+    invariant = bool(torch.isclose(shifted_loss, obj.critic_loss(real, fake), atol=1e-5))
+    assert invariant == obj.contract().shift_invariant
+    if invariant:
+        assert torch.allclose(obj.reward(fake + 5.0, real + 5.0), obj.reward(fake, real), atol=1e-5)
+    else:  # absolute targets: the scores mean something on their own, so the critic loss moved too
+        assert not torch.allclose(obj.reward(fake + 5.0, real + 5.0), obj.reward(fake, real))
+
+
+def test_relativistic_reward_needs_the_real_scores():
+    obj = create("loss", "ralsgan")
+    fake, real = torch.tensor([[0.5], [2.0]]), torch.tensor([[1.0], [3.0]])
+    # -(C(f) - mean C(r) - 1)^2 with mean C(r) = 2
+    assert torch.allclose(obj.reward(fake, real), torch.tensor([-((0.5 - 3.0) ** 2), -((2.0 - 3.0) ** 2)]))
+    with pytest.raises(InputError, match="real images"):
+        obj.reward(fake, None)
 
 
 def test_lsgan_values():
@@ -54,15 +83,16 @@ def test_ralsgan_matches_the_official_formula():
         obj.generator_loss(fake)
 
 
-def test_wgan_gp_reward_is_the_raw_score_and_losses():
+def test_wgan_gp_reward_is_the_score_above_the_real_mean_and_losses():
     obj = create("loss", "wgan_gp")
     fake = torch.tensor([[0.5], [-2.0]])
     real = torch.tensor([[1.0], [3.0]])
-    assert torch.equal(obj.reward(fake), torch.tensor([0.5, -2.0]))
+    assert torch.equal(obj.reward(fake, real), torch.tensor([0.5 - 2.0, -2.0 - 2.0]))
+    assert torch.equal(obj.reward(fake, None), torch.tensor([0.5, -2.0]))  # no real scores: the raw score
     assert obj.critic_loss(real, fake) == pytest.approx(-0.75 - 2.0)
     assert obj.generator_loss(fake) == pytest.approx(0.75)
     patch = torch.arange(8.0).view(2, 1, 2, 2)
-    assert torch.allclose(obj.reward(patch), torch.tensor([1.5, 5.5]))
+    assert torch.allclose(obj.reward(patch, torch.zeros(2, 1)), torch.tensor([1.5, 5.5]))
 
 
 class Linear(nn.Module):
@@ -127,7 +157,7 @@ def test_bad_scores_are_a_sentence(name):
 def test_objectives_finite_and_lsgan_nonnegative(values, name):
     obj = create("loss", name)
     t = torch.tensor(values).view(-1, 1)
-    for v in (obj.critic_loss(t, t.flip(0)), obj.generator_loss(t, t), obj.reward(t)):
+    for v in (obj.critic_loss(t, t.flip(0)), obj.generator_loss(t, t), obj.reward(t, t.flip(0))):
         assert torch.isfinite(v).all()
     if name in ("lsgan", "ralsgan", "hinge", "nonsaturating"):
         assert obj.critic_loss(t, t.flip(0)) >= 0

@@ -287,4 +287,10 @@ def test_the_wheel_ships_the_index(tmp_path):
         assert "zoo/registry.yaml" in names
         assert zf.read("zoo/registry.yaml").decode() == (ROOT / "registry.yaml").read_text(encoding="utf-8")
         entry_points = zf.read(next(n for n in names if n.endswith("entry_points.txt"))).decode()
+        # the shipped pretrained models travel in the wheel, byte for byte
+        from zoo.pretrained import list_pretrained
+
+        for model in list_pretrained():
+            for f in ("generator.pt", "manifest.yaml", "recipe.yaml"):
+                assert zf.read(f"zoo/pretrained/{model.name}/{f}") == (model.folder / f).read_bytes()
     assert "zoo = zoo.cli.main:main" in entry_points

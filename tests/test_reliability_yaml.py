@@ -41,13 +41,12 @@ def test_billion_laughs_fails_within_a_second(tmp_path, capsys, command):
 
 
 def test_billion_laughs_in_a_set_override_is_refused():
-    value = "[" + ", ".join(["&a [1, 1, 1, 1, 1, 1, 1, 1]"] + ["&b [*a, *a, *a, *a, *a, *a, *a, *a]"]) + "]"
-    value = "&a0 [1,1,1,1,1,1,1,1,1,1]"
-    for i in range(1, 8):
-        value = f"[{value}, " + ", ".join([f"*a{i - 1}"] * 9) + "]"
-        value = value.replace("[", f"&a{i} [", 1) if i < 7 else value
+    levels = ["&a0 [1, 1, 1, 1, 1, 1, 1, 1, 1]"]
+    levels += [f"&a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 9)]
+    t0 = time.perf_counter()
     with pytest.raises(RecipeError, match="expands to more than"):
-        parse_override(f"train.steps={value}")
+        parse_override(f"train.steps=[{', '.join(levels)}]")
+    assert time.perf_counter() - t0 < 1.0
     assert parse_override("train.note=not: [valid")[1] == "not: [valid"  # invalid YAML is taken as text
 
 
@@ -151,7 +150,7 @@ def test_rl_editor_weights_that_are_not_weights(tmp_path):
     junk = tmp_path / "junk.pt"
     junk.write_bytes(b"\x00" * 100)
     pkl = tmp_path / "evil.pt"
-    pkl.write_bytes(pickle.dumps(Evil()))
+    pkl.write_bytes(pickle.dumps(Evil(), protocol=2))
     tensor = tmp_path / "tensor.pt"
     torch.save(torch.zeros(3), tensor)
     npz = tmp_path / "evil.npz"

@@ -7,7 +7,13 @@ import torch
 from torch import nn
 
 from zoo.registry import create
-from zoo.rl.common import Rollout, act, categorical_entropy, categorical_log_prob, select_actions
+from zoo.rl.common import (
+    Rollout,
+    categorical_entropy,
+    categorical_log_prob,
+    get_action_and_value,
+    select_actions,
+)
 
 ALGOS = ["a2c", "ppo", "reinforce"]
 
@@ -57,7 +63,8 @@ def test_bandit_correct_levels_become_most_likely(name: str) -> None:
     algo.bind(policy)
     obs = torch.zeros(20, 1)
     for _ in range(150):
-        actions, logp, values, _ = act(policy, obs)
+        with torch.no_grad():
+            actions, logp, _, values, _ = get_action_and_value(policy, obs)
         rewards = (actions == target).float().sum(-1)
         algo.update(Rollout(obs, actions, rewards, logp, values))
     assert torch.equal(policy.logits.argmax(-1), target)

@@ -8,43 +8,53 @@ import pytest
 import torch
 
 from tests.conftest import ROOT
-from zoo.errors import InputError, ParameterError, RecipeError
+from zoo.errors import InputError, RecipeError
 from zoo.recipe import load_recipe, recipe_from_dict
-from zoo.rl.replay import ThumbnailReplay
-from zoo.rl.reward import EditReward
+from zoo.train.replay import ImageReplay
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-def test_reward_is_critic_score_minus_alpha_mse_on_8bit_edits() -> None:
-    reward = EditReward(alpha=100.0)
+class _MeanCritic(torch.nn.Module):
+    """score = mean intensity (so the 8-bit rounding of the edits is visible in the scores)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.bias = torch.nn.Parameter(torch.zeros(()))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.mean(dim=(1, 2, 3))[:, None] + self.bias
+
+
+def test_reward_is_weighted_rewards_minus_weighted_penalties(tmp_path) -> None:
+    """R = sum_i w_i objective_i.reward(D_i(edited), D_i(real)) - sum_j w_j loss_j.per_image(source, edited)."""
+    from zoo.train.rl import RLTrainer
+
+    raw = _raw(tmp_path)
+    other = {"network": {"name": "kosugi_critic"}, "objective": "hinge", "weight": 0.5}
+    raw["model"]["discriminators"]["other"] = other
+    raw["model"]["losses"]["l1"] = {"loss": {"name": "l1"}, "weight": 2.0}
+    trainer = RLTrainer(recipe_from_dict(raw), quiet=True)
+    trainer.build()
     source = torch.full((2, 3, 64, 64), 0.2)
-    edited = torch.stack([torch.full((3, 64, 64), 0.3001), torch.full((3, 64, 64), 0.2)])
-
-    def critic(x: torch.Tensor) -> torch.Tensor:  # score = mean intensity, so the 8-bit rounding is visible
-        return x.mean(dim=(1, 2, 3))[:, None]
-
-    out = reward(critic, source, edited)
-    q = torch.round(torch.tensor(0.3001) * 255) / 255
-    assert torch.allclose(out["adversarial"], torch.stack([q, torch.round(torch.tensor(0.2) * 255) / 255]), atol=1e-6)
-    expected_pen = 100 * (q - 0.2) ** 2
-    assert out["penalty"][0] == pytest.approx(float(expected_pen), rel=1e-4)
-    assert torch.allclose(out["reward"], out["adversarial"] - out["penalty"])
-    # precomputed scores are used as given
-    out2 = reward(None, source, edited, scores=torch.tensor([[5.0], [1.0]]))
-    assert out2["adversarial"].tolist() == [5.0, 1.0]
-    # other registered pieces can be swapped in
-    hinge_l1 = EditReward(objective="hinge", penalty="l1", alpha=2.0)
-    out3 = hinge_l1(critic, source, source)
-    assert torch.allclose(out3["penalty"], torch.zeros(2))
-    with pytest.raises(ParameterError, match="adversarial objective"):
-        EditReward(objective="mse")
-    with pytest.raises(ParameterError, match="content loss"):
-        EditReward(penalty="wgan_gp")
+    edited = torch.stack([torch.full((3, 64, 64), 0.3), torch.full((3, 64, 64), 0.2)])
+    real = torch.full((2, 3, 64, 64), 0.5)
+    critic = _MeanCritic()
+    scores = {name: (critic(real).detach(), critic(edited).detach()) for name in ("critic", "other")}
+    adversarial, parts = trainer.side.reward(scores)
+    # wgan_gp: C(f) - mean C(r) = edited mean - 0.5; hinge: C(f) = edited mean
+    assert torch.allclose(parts["critic"], torch.tensor([0.3 - 0.5, 0.2 - 0.5]), atol=1e-6)
+    assert torch.allclose(parts["other"], torch.tensor([0.3, 0.2]), atol=1e-6)
+    assert torch.allclose(adversarial, 1.0 * parts["critic"] + 0.5 * parts["other"], atol=1e-6)
+    penalty, pen = trainer.content.per_image(source, edited, trainer.side.draw_windows(source))
+    assert torch.allclose(pen["penalty"], torch.tensor([0.01, 0.0]), atol=1e-6)  # mse
+    assert torch.allclose(pen["l1"], torch.tensor([0.1, 0.0]), atol=1e-6)
+    assert torch.allclose(penalty, 100.0 * pen["penalty"] + 2.0 * pen["l1"], atol=1e-5)
+    trainer._release()
 
 
 def test_replay_ring_buffer_and_state_round_trip() -> None:
-    buf = ThumbnailReplay(capacity=5, size=4)
+    buf = ImageReplay(capacity=5, size=4)
     for i in range(3):
         real = torch.full((2, 3, 4, 4), i / 10)
         buf.add(real, 1 - real)
@@ -56,20 +66,24 @@ def test_replay_ring_buffer_and_state_round_trip() -> None:
     r, f = buf.sample(50)
     assert r.shape == (50, 3, 4, 4) and r.dtype == torch.float32
     assert set(torch.round(r[:, 0, 0, 0] * 10).tolist()) <= {0.0, 1.0, 2.0}
-    other = ThumbnailReplay(capacity=5, size=4)
+    other = ImageReplay(capacity=5, size=4)
     other.load_state_dict(buf.state_dict())
     assert torch.equal(other.real, buf.real) and other.count == buf.count
     with pytest.raises(InputError, match="same N"):
         buf.add(torch.zeros(2, 3, 4, 4), torch.zeros(3, 3, 4, 4))
     with pytest.raises(InputError, match="empty"):
-        ThumbnailReplay(4, 4).sample(1)
+        ImageReplay(4, 4).sample(1)
+    with pytest.raises(InputError, match="saved images"):
+        ImageReplay(5, (4, 6)).load_state_dict(buf.state_dict())
 
 
 @pytest.mark.parametrize("name", ["rl_edit.yaml", "rl_edit_demo.yaml"])
 def test_shipped_rl_recipes_validate(name: str) -> None:
     recipe = load_recipe(ROOT / "recipes" / name)
     assert recipe.train.trainer == "rl" and recipe.model.generator["name"] == "rl_editor"
-    assert recipe.train.batch_size == 20 and recipe.model.reward.alpha == 100.0
+    assert recipe.train.batch_size == 20 and recipe.model.losses["penalty"].weight == 100.0  # the paper's alpha
+    critic = recipe.model.discriminators["critic"]
+    assert critic.network["name"] == "kosugi_critic" and critic.objective["name"] == "wgan_gp"
 
 
 def _raw(tmp_path: Path, **train) -> dict:
@@ -77,12 +91,17 @@ def _raw(tmp_path: Path, **train) -> dict:
         "name": "rl_tiny",
         "seed": 0,
         "data": {"name": "synthetic", "size": 8, "height": 40, "width": 56, "resize": 64},
-        "model": {"generator": {"name": "rl_editor"}, "algorithm": {"name": "a2c", "lr": 1e-3}},
+        "model": {
+            "generator": {"name": "rl_editor"},
+            "discriminators": {"critic": {"network": {"name": "kosugi_critic"}, "objective": {"name": "wgan_gp"}}},
+            "losses": {"penalty": {"loss": {"name": "mse"}, "weight": 100.0}},
+            "algorithm": {"name": "a2c", "lr": 1e-3},
+        },
         "train": {
             "trainer": "rl",
             "steps": 3,
             "batch_size": 4,
-            "critic_steps": 2,
+            "d_steps": 2,
             "replay_size": 6,
             "checkpoint_every": 3,
             "log_every": 1,
@@ -120,7 +139,7 @@ def test_a_few_cpu_steps_train_every_part(tmp_path, algorithm: str) -> None:
     def spy(batch):
         if not seen:
             trainer._before = {k: v.detach().clone() for k, v in trainer.editor.state_dict().items()}
-            trainer._critic_before = [p.detach().clone() for p in trainer.module("critic").parameters()]
+            trainer._critic_before = [p.detach().clone() for p in trainer.module("d_critic").parameters()]
         out = step(batch)
         seen.append(out)
         return out
@@ -135,8 +154,12 @@ def test_a_few_cpu_steps_train_every_part(tmp_path, algorithm: str) -> None:
         "reward/mean",
         "reward/adversarial",
         "reward/penalty",
-        "critic/real",
-        "critic/edited",
+        "reward/critic",
+        "score/critic_real",
+        "score/critic_fake",
+        "loss/d_critic",
+        "loss/gp_critic",
+        "penalty/penalty",
         "policy/entropy",
         "slider/exposure",
         "slider/saturation",
@@ -148,13 +171,13 @@ def test_a_few_cpu_steps_train_every_part(tmp_path, algorithm: str) -> None:
     after = trainer.editor.state_dict()
     assert any(not torch.equal(trainer._before[k], after[k]) for k in after if "policy" in k)
     # every critic weight moves (the last bias cannot: WGAN's loss and penalty do not depend on it)
-    params = list(trainer.module("critic").parameters())
+    params = list(trainer.module("d_critic").parameters())
     moved = [not torch.equal(a, b) for a, b in zip(trainer._critic_before, params, strict=True)]
     assert all(m for m, p in zip(moved, params, strict=True) if p.dim() > 1)
     state = torch.load(result.checkpoint, map_location="cpu", weights_only=True)
-    replay = state["extra"]["replay"]
+    replay = state["extra"]["discriminators"]["replay"]
     assert replay["count"] == 12 and replay["real"].shape == (6, 3, 64, 64) and replay["real"].dtype == torch.uint8
-    assert set(state["optimizers"]) == {"policy", "critic"}
+    assert set(state["optimizers"]) == {"policy", "d_critic"}
 
 
 def test_resume_continues_like_an_uninterrupted_run(tmp_path) -> None:
@@ -167,7 +190,7 @@ def test_resume_continues_like_an_uninterrupted_run(tmp_path) -> None:
         resume=part.checkpoint
     )
     assert resumed.steps == 4
-    for key in ("reward/mean", "critic/loss", "policy/value_loss"):
+    for key in ("reward/mean", "loss/d_critic", "policy/value_loss"):
         assert resumed.metrics[key] == pytest.approx(full.metrics[key], rel=1e-4, abs=1e-5), key
     gen_a, _ = load_generator(checkpoint=full.checkpoint)
     gen_b, _ = load_generator(checkpoint=resumed.checkpoint)

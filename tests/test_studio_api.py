@@ -48,7 +48,9 @@ def _png_bytes(h: int = 48, w: int = 64, seed: int = 0) -> bytes:
 def rl_studio(one_thread):
     torch.manual_seed(0)
     gen = create("generator", "rl_editor")
-    return Studio(studio_model(gen, description="test rl_editor")), gen
+    studio = Studio(studio_model(gen, description="test rl_editor"))
+    yield studio, gen
+    studio.close()  # also when a test failed before the app's shutdown removed it
 
 
 @pytest.fixture
@@ -75,12 +77,12 @@ def _jpeg(content: bytes) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(content)).convert("RGB"), dtype=np.float64)
 
 
-def _zoo_edit(src: Path, sidecar: Path, out: Path, software: str = "lightroom_basic") -> Path:
+def _zoo_edit(src: Path, sidecar: Path, out: Path, software: str | None = None) -> Path:
+    """``zoo edit SRC --sidecar SIDECAR`` (the sidecar names its software unless ``software`` is given)."""
     from zoo.cli.main import app
 
-    res = CliRunner().invoke(
-        app, ["edit", str(src), "--sidecar", str(sidecar), "--software", software, "--out", str(out), "--quiet"]
-    )
+    extra = ["--software", software] if software else []
+    res = CliRunner().invoke(app, ["edit", str(src), "--sidecar", str(sidecar), *extra, "--out", str(out), "--quiet"])
     assert res.exit_code == 0, res.output
     return out
 
@@ -183,13 +185,19 @@ def test_export_is_what_zoo_edit_makes_from_the_exported_sidecar(client, tmp_pat
     assert np.abs(a.astype(float) - np.asarray(Image.open(src), dtype=float)).mean() > 5
 
 
-@pytest.mark.parametrize("software", ["exposure_filters", "editor_chain"])
+CHAIN = {"name": "editor_chain", "operators": ["clarity", "exposure", "saturation"]}
+
+
+@pytest.mark.parametrize("software", ["exposure_filters", CHAIN], ids=["exposure_filters", "editor_chain"])
 def test_plain_editor_starts_neutral_and_exports_like_zoo_edit(one_thread, tmp_path, software):
     studio = Studio(studio_model(None, software=software))
     src = _photo(tmp_path / "p.png", h=32, w=40)
+    name_of = software if isinstance(software, str) else software["name"]
     with TestClient(create_app(studio), base_url=BASE) as c:
         info = c.get("/api/info").json()
-        assert info["mode"] == "editor" and info["software"] == software and "No model loaded" in info["reason"]
+        assert info["mode"] == "editor" and info["software"] == name_of and "No model loaded" in info["reason"]
+        if software == CHAIN:
+            assert [s["name"] for s in info["sliders"]] == CHAIN["operators"]
         sid = _session(c)
         photo = _upload(c, sid, src).json()
         sw = create("software", software)
@@ -205,9 +213,51 @@ def test_plain_editor_starts_neutral_and_exports_like_zoo_edit(one_thread, tmp_p
             assert body["files"]["xmp"] is None and "No XMP" in body["note"]
         (tmp_path / "p.json").write_bytes(c.get(url + "/files/json").content)
         got = np.asarray(Image.open(io.BytesIO(c.get(url + "/files/image").content)))
-    ref = _zoo_edit(src, tmp_path / "p.json", tmp_path / "ref", software=software)
+    ref = _zoo_edit(src, tmp_path / "p.json", tmp_path / "ref")  # the sidecar says which software (and chain)
     assert np.array_equal(got, np.asarray(Image.open(ref / "p.png")))
     assert not np.array_equal(got, np.asarray(Image.open(src)))
+
+
+def test_any_slider_generator_and_software_proposes_and_exports(one_thread, tmp_path):
+    """edit_regressor (continuous sliders, SliderGenerator.propose) over an editor_chain of three operators."""
+    from zoo.inference import read_image
+
+    torch.manual_seed(0)
+    gen = create("generator", {"name": "edit_regressor", "software": CHAIN}).eval()
+    with torch.no_grad():  # a non-trivial proposal (the head starts at zero: the identity edit)
+        for prm in gen.parameters():
+            prm.add_(torch.randn_like(prm) * 0.05)
+    src = _photo(tmp_path / "r.png", h=36, w=44)
+    with torch.inference_mode():
+        want = gen.propose(read_image(src)[None])[0]
+    assert want.abs().max() > 1e-3
+    studio = Studio(studio_model(gen, description="edit_regressor test"))
+    with TestClient(create_app(studio), base_url=BASE) as c:
+        assert c.get("/api/info").json()["sliders"][0]["name"] == "clarity"
+        sid = _session(c)
+        photo = _upload(c, sid, src).json()
+        got = torch.tensor([photo["proposal"][n] for n in CHAIN["operators"]])
+        assert torch.allclose(got, want, atol=1e-6)
+        url = f"/api/sessions/{sid}/photos/{photo['id']}"
+        assert c.post(url + "/export", json={}, headers=H).status_code == 200  # the proposal as it stands
+        (tmp_path / "r.json").write_bytes(c.get(url + "/files/json").content)
+        exported = np.asarray(Image.open(io.BytesIO(c.get(url + "/files/image").content)))
+    side = json.loads((tmp_path / "r.json").read_text())
+    assert side["software_block"] == CHAIN and side["params"]["exposure"] == pytest.approx(float(want[1]), abs=1e-6)
+    ref = _zoo_edit(src, tmp_path / "r.json", tmp_path / "ref")
+    assert np.array_equal(exported, np.asarray(Image.open(ref / "r.png")))
+
+
+def test_sidecars_name_their_chain_so_zoo_edit_rebuilds_it(tmp_path):
+    from zoo.editing.software import software_for_sidecar
+
+    chain = create("software", CHAIN)
+    path = chain.save_sidecar(tmp_path / "s.json", chain.neutral(1)[0])
+    assert software_for_sidecar(path).names == CHAIN["operators"]
+    with pytest.raises(DataError, match="written for the software"):
+        create("software", "editor_chain").load_sidecar(path)  # the default chain has other sliders
+    plain = create("software", "lightroom_basic").save_sidecar(tmp_path / "l.json", torch.zeros(12))
+    assert "software_block" not in json.loads(plain.read_text()) and software_for_sidecar(plain).K == 12
 
 
 def test_generator_without_sliders_shows_before_after_with_the_reason(one_thread, tmp_path):
@@ -236,21 +286,30 @@ def test_software_option_conflicts_with_a_slider_model(one_thread):
         studio_model(gen, software="exposure_filters")
 
 
-def test_cli_pretrained_is_accepted_or_explained(one_thread):
+def test_cli_model_options_pick_the_mode(one_thread):
     import inspect
 
     from zoo.cli.studio import load_studio_model
     from zoo.errors import ZooError
     from zoo.inference import load_model
 
-    if "pretrained" in inspect.signature(load_model).parameters:
-        with pytest.raises(ZooError):  # an unknown name gets a sentence from the pretrained loader
-            load_studio_model(None, None, "no_such_model_xyz", None, [], None, "cpu", None)
-    else:
-        with pytest.raises(DataError, match="cannot load pretrained models yet"):
-            load_studio_model(None, None, "anything", None, [], None, "cpu", None)
-    model = load_studio_model(None, None, None, None, [], "editor_chain", "cpu", None)
+    model = load_studio_model({}, [], "editor_chain")
     assert model.mode == "editor" and model.software.names == ["exposure", "contrast", "saturation"]
+    if "pretrained" not in inspect.signature(load_model).parameters:
+        with pytest.raises(DataError, match="--pretrained: this version of enhance-zoo cannot load models that way"):
+            load_studio_model({"pretrained": "anything"}, [], None)
+        return
+    with pytest.raises(ZooError, match="no_such_model_xyz"):
+        load_studio_model({"pretrained": "no_such_model_xyz"}, [], None)
+    from zoo.pretrained import list_pretrained
+
+    shipped = [p.name for p in list_pretrained()]
+    if shipped:  # a shipped slider model proposes its own sliders
+        model = load_studio_model({"pretrained": shipped[0]}, [], None)
+        assert model.mode in ("sliders", "before_after") and model.description == f"pretrained {shipped[0]}"
+    if "generator" in inspect.signature(load_model).parameters:  # a training-free baseline: before/after only
+        model = load_studio_model({"generator": "histogram_equalization"}, [], None)
+        assert model.mode == "before_after" and "histogram_equalization is not a slider generator" in model.reason
 
 
 # ------------------------------------------------------------------------------------------- bad input
@@ -268,7 +327,6 @@ def test_bad_uploads_get_a_sentence_and_the_server_keeps_running(client, tmp_pat
     assert "notes.png is not a readable image" in caplog.text
     assert "/tmp" not in r.json()["error"]  # the private folder's paths are not shown
     assert _upload(client, sid, _photo(tmp_path / "ok.png")).status_code == 200  # still serving
-    assert [p.name for p in client.app.state.studio.session(sid).folder.iterdir()] != []
     uploads = [p for p in client.app.state.studio.session(sid).folder.iterdir() if p.name.startswith("u-")]
     assert len(uploads) == 1  # refused files are not kept
 
@@ -320,9 +378,13 @@ def _raw_get(app, raw_path: str) -> tuple[int, bytes]:
     import anyio
 
     sent: list[dict] = []
+    requested: list[bool] = []
 
     async def receive():
-        return {"type": "http.request", "body": b"", "more_body": False}
+        if not requested:
+            requested.append(True)
+            return {"type": "http.request", "body": b"", "more_body": False}
+        await anyio.sleep_forever()  # the client stays connected until the response is complete
 
     async def send(message):
         sent.append(message)
@@ -381,6 +443,14 @@ def test_path_traversal_reaches_no_file(client, tmp_path):
         status, body = _raw_get(app, raw)
         assert status in (400, 404), (raw, status)
         assert b"root:" not in body and b"[project]" not in body and b"import" not in body, raw
+    # a file name from the browser never becomes a path: only its last component, kept inside the private folder
+    r = _upload(client, sid, _photo(tmp_path / "b.png"), name="..%2F..%2F..%2F..%2Ftmp%2Fevil.png")
+    evil = r.json()
+    assert evil["name"] == "evil.png"
+    client.post(f"/api/sessions/{sid}/photos/{evil['id']}/export", json={"params": {}}, headers=H)
+    studio = client.app.state.studio
+    exported = studio.export_file(sid, evil["id"], "image")
+    assert exported.name == "evil.png" and studio.folder in exported.resolve().parents
     # the real things are still served
     assert _raw_get(app, "/")[0] == 200 and b"zoo studio" in _raw_get(app, "/")[1]
     assert _raw_get(app, f"{base}/files/json")[0] == 200
@@ -393,6 +463,18 @@ def test_requests_need_the_page_header_and_a_local_host(client):
     r = client.get("/")
     assert r.status_code == 200 and "script-src 'self'" in r.headers["content-security-policy"]
     assert r.headers["x-content-type-options"] == "nosniff"
+
+
+def test_the_page_works_offline(client):
+    """The page is the package's three files and loads nothing from elsewhere (no CDN, no build step)."""
+    import re
+
+    html = client.get("/").text
+    assert re.findall(r'(?:src|href)="([^"]+)"', html) == ["data:,", "/style.css", "/app.js"]
+    for asset in ("/", "/app.js", "/style.css"):
+        text = client.get(asset).text
+        assert not re.search(r"https?://|//cdn|@import|import\s*\(", text), asset
+    assert "default-src 'none'" in client.get("/app.js").headers["content-security-policy"]
 
 
 def test_two_sessions_do_not_mix_photos_or_sliders(client, tmp_path):

@@ -29,7 +29,7 @@ def test_rl_demo_recipe_trains_resumes_and_reloads(tmp_path, mlflow_store):
             "data.width=48",
             "train.steps=2",
             "train.batch_size=4",
-            "train.critic_steps=2",
+            "train.d_steps=2",
             "train.replay_size=16",
             "train.checkpoint_every=1",
             "train.log_every=1",

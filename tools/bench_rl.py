@@ -126,8 +126,9 @@ def bench_updates(
 def bench_parts(batch: int = 20, critic_steps: int = 5, n: int = 5, device: str = "cpu") -> dict[str, float]:
     """Where an update's time goes: seconds per critic step, and the rest (act, edit, reward, policy update).
 
-    Times the same step with ``critic_steps`` and with 0 critic steps (``train.d_steps``); the difference divided by ``critic_steps``
-    is one critic step (forward + backward on real and edited thumbnails, gradient penalty, Adam).
+    Times the same step with ``critic_steps`` and with 0 critic steps (``train.d_steps``); the difference divided
+    by ``critic_steps`` is one critic step (forward + backward on real and edited thumbnails, gradient penalty,
+    Adam).
     """
     times = {}
     for k in (critic_steps, 0):
@@ -146,19 +147,35 @@ def bench_parts(batch: int = 20, critic_steps: int = 5, n: int = 5, device: str 
 
 
 def update_flops(batch: int = 20, critic_steps: int = 5, device: str = "cpu") -> float | None:
-    """Floating-point operations of one update (GFLOP, convolutions and matmuls as torch counts them), or None."""
-    from torch.utils.flop_counter import FlopCounterMode
+    """Floating-point operations of one update in GFLOP (convolutions and matmuls, torch's flop formulas), or None.
+
+    Counted with a dispatch mode over ``torch.utils.flop_counter``'s formulas: ``FlopCounterMode`` itself tracks
+    modules with autograd hooks, which ``autograd.grad`` (the gradient penalty's double backward) does not support.
+    """
+    from torch.utils._python_dispatch import TorchDispatchMode
+    from torch.utils.flop_counter import flop_registry
+
+    class _Count(TorchDispatchMode):
+        flops = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001, ANN204
+            kwargs = kwargs or {}
+            out = func(*args, **kwargs)
+            formula = flop_registry.get(func._overloadpacket)
+            if formula is not None:
+                self.flops += formula(*args, **kwargs, out_val=out)
+            return out
 
     trainer = _trainer(paper_recipe(batch, critic_steps, None, device), device)
     data = _batch(batch, device)
     trainer.train_step(data)
-    counter = FlopCounterMode(display=False)
+    counter = _Count()
     try:
         with counter:
             trainer.train_step(data)
-    except Exception:  # an op the counter cannot trace: the row goes without the count rather than fail
+    except Exception:  # an op the counter cannot follow: the row goes without the count rather than fail
         return None
-    return counter.get_total_flops() / 1e9
+    return counter.flops / 1e9
 
 
 def bench_inference(height: int = 3000, width: int = 4000, repeats: int = 3) -> dict[str, Any]:

@@ -7,7 +7,8 @@
    working directory unless MLFLOW_TRACKING_URI says otherwise).
 2. Renders a handful of new under-exposed synthetic scenes (not in the training set) at full resolution and
    enhances them with the trained model loaded back from the MLflow run (the agent looks at a 64 x 64 thumbnail;
-   its slider values are applied at full resolution and written to a JSON sidecar per image).
+   its slider values are applied at full resolution and written to a JSON sidecar per image), and with the
+   default pretrained model shipped in the package (``zoo/pretrained/``, trained on real photos).
 3. Prints where the outputs, the checkpoint and the MLflow run are, and the command that opens the MLflow UI.
 
 Needs no network and no file outside the repository.
@@ -96,6 +97,14 @@ def main(argv: list[str] | None = None) -> int:
             model = load_model(checkpoint=result.checkpoint, device=args.device)
         enhanced = args.out / "enhanced"
         report = enhance_files(model.generator, [inputs], enhanced, source=model.source, progress=not args.quiet)
+        # the same photos with the model shipped in the package (what `zoo enhance photos/ -o out/` uses)
+        from zoo.pretrained import DEFAULT
+
+        shipped = load_model(pretrained=DEFAULT, device=args.device)
+        by_pretrained = args.out / "pretrained"
+        pre_report = enhance_files(
+            shipped.generator, [inputs], by_pretrained, source=shipped.source, progress=not args.quiet
+        )
     except ZooError as exc:
         console.print(f"[bold red]error:[/bold red] {exc}")
         return 2
@@ -104,7 +113,8 @@ def main(argv: list[str] | None = None) -> int:
         a = np.asarray(Image.open(path).convert("RGB"), dtype=np.float32) / 255.0
         return float((0.299 * a[..., 0] + 0.587 * a[..., 1] + 0.114 * a[..., 2]).mean())
 
-    console.print("[bold]3/3 results[/bold]")
+    console.print("[bold]3/3 results[/bold] (mean luma: input -> the model trained now | the shipped model)")
+    shipped_out = dict(zip(pre_report.inputs, pre_report.outputs, strict=True))
     for src, dst in zip(report.inputs, report.outputs, strict=True):
         sidecar = dst.with_suffix(".json")
         sliders = ""
@@ -113,8 +123,9 @@ def main(argv: list[str] | None = None) -> int:
             if isinstance(values, dict):
                 top = sorted(values.items(), key=lambda kv: -abs(float(kv[1])))[:3]
                 sliders = "  " + ", ".join(f"{k} {float(v):+.2f}" for k, v in top)
-        console.print(f"  {src.name}: mean luma {luma(src):.3f} -> {luma(dst):.3f}{sliders}")
-    for path, why in report.skipped:
+        other = f" | {luma(shipped_out[src]):.3f}" if src in shipped_out else ""
+        console.print(f"  {src.name}: mean luma {luma(src):.3f} -> {luma(dst):.3f}{other}{sliders}")
+    for path, why in report.skipped + pre_report.skipped:
         console.print(f"  [yellow]skipped[/yellow] {path}: {why}")
 
     lines = [
@@ -123,6 +134,7 @@ def main(argv: list[str] | None = None) -> int:
         f"enhanced {len(report.outputs)} images in {report.seconds:.1f} s.",
         f"  inputs:        {inputs.resolve()}",
         f"  enhanced:      {enhanced.resolve()}  (a .json sidecar per image holds the slider values)",
+        f"  pretrained:    {by_pretrained.resolve()}  (the same photos with {shipped.source}; zoo list pretrained)",
         f"  run folder:    {Path(result.run_dir).resolve() if result.run_dir else '-'}",
         f"  checkpoint:    {Path(result.checkpoint).resolve() if result.checkpoint else '-'}",
     ]

@@ -162,20 +162,26 @@ def prepare_recipe(
         overrides += pretrained
         notes.append("random backbone weights (" + ", ".join(o.split("=")[0] for o in pretrained) + "=false)")
     data = dict(raw.get("data") or {})
+    crop = []
     if tiny:
         overrides.append(f"train.batch_size={CPU_TINY['batch_size']}")
-        if data.get("crop_size"):
-            overrides.append(f"data.crop_size={CPU_TINY['crop_size']}")
         if data.get("name") == "synthetic":
             overrides.append(f"data.size={CPU_TINY['synthetic_size']}")
-        notes.append(
-            f"tiny: batch {CPU_TINY['batch_size']}"
-            + (f", {CPU_TINY['crop_size']} px crops" if data.get("crop_size") else "")
-        )
+        if data.get("crop_size"):
+            crop = [f"data.crop_size={CPU_TINY['crop_size']}"]
     try:
-        recipe = load_recipe(path, overrides)
+        recipe = load_recipe(path, overrides + crop)
+        overrides += crop
     except ZooError as exc:
-        return None, overrides, f"recipe does not load: {exc}"
+        if not crop:
+            return None, overrides, f"failed: the recipe does not load: {exc}"
+        try:  # a network with a fixed input size (a 256 px critic, say) needs the recipe's own crop
+            recipe = load_recipe(path, overrides)
+        except ZooError as exc2:
+            return None, overrides, f"failed: the recipe does not load: {exc2}"
+        crop = []
+    if tiny:
+        notes.append(f"tiny: batch {CPU_TINY['batch_size']}" + (f", {CPU_TINY['crop_size']} px crops" if crop else ""))
     reason = data_unavailable(recipe)
     if reason is not None:
         if not synthetic:
@@ -187,7 +193,7 @@ def prepare_recipe(
         block = _synthetic_data(
             dict(recipe.to_dict()["data"]),
             CPU_TINY["synthetic_size"] if tiny else 256,
-            CPU_TINY["crop_size"] if tiny else None,
+            CPU_TINY["crop_size"] if crop else None,
         )
         overrides.append(_data_override(block))
         recipe = load_recipe(path, overrides)
@@ -591,6 +597,28 @@ def run_speed(device: str, tiny: bool) -> list[dict]:
 # ----------------------------------------------------------------------------------------------- main
 
 
+@contextlib.contextmanager
+def check_environment(cuda: bool) -> Any:
+    """System metrics on and sampled often enough that a short run records some; no downloads. Restored after."""
+    wanted = {
+        "MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING": "true",
+        "MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL": os.environ.get(
+            "MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL", "1" if cuda else "0.1"
+        ),
+        "HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1"),
+    }
+    saved = {k: os.environ.get(k) for k in wanted}
+    os.environ.update(wanted)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
 def first_line(cuda: bool) -> str:
     import torch
 
@@ -634,13 +662,10 @@ def main(argv: list[str] | None = None) -> int:
     tiny = not cuda
     steps = args.steps or (200 if cuda else 3)
     print(first_line(cuda), flush=True)
-    # sample system metrics often enough that a short run records some (the tracker honours this variable)
-    os.environ["MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING"] = "true"
-    os.environ.setdefault("MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL", "1" if cuda else "0.1")
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
     load_before = load_average()
     rows: list[dict] = []
     with contextlib.ExitStack() as stack:
+        stack.enter_context(check_environment(cuda))
         out = args.out or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="zoo_gpu_check_")))
         out.mkdir(parents=True, exist_ok=True)
         files = recipe_files(args.recipes)

@@ -39,6 +39,22 @@ def _data_folders(recipe: dict) -> list[str]:
     return out
 
 
+def _portable(folder: str) -> str:
+    """``/any/where/shared/data/x`` -> ``../shared/data/x`` (the layout every checkout has)."""
+    marker = "/shared/data/"
+    return "../shared/data/" + folder.split(marker, 1)[1] if marker in folder else folder
+
+
+def _portable_all(value):
+    if isinstance(value, str):
+        return _portable(value)
+    if isinstance(value, list):
+        return [_portable_all(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _portable_all(v) for k, v in value.items()}
+    return value
+
+
 def check_data_rule(recipe: dict) -> list[str]:
     """The recipe's data folders; raises SystemExit when one is an evaluation set."""
     folders = _data_folders(recipe)
@@ -72,6 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--command", required=True, help="the exact training command (recorded)")
     parser.add_argument("--summary", default="")
     parser.add_argument("--recipe-file", default=None, help="the recipe file trained (recorded)")
+    parser.add_argument("--commit", default=None, help="the commit the model was trained at (default: HEAD)")
     parser.add_argument("--dicm", type=Path, default=ROOT.parent / "shared" / "data" / "lowlight" / "DICM")
     parser.add_argument("--no-eval", action="store_true")
     parser.add_argument("--out", type=Path, default=ROOT / "zoo" / "pretrained")
@@ -94,7 +111,8 @@ def main(argv: list[str] | None = None) -> int:
     size = weights.stat().st_size
     if size > MAX_BYTES:
         raise SystemExit(f"refused: {weights} is {size / 2**20:.1f} MB; a shipped model is a few MB at most.")
-    (folder / RECIPE).write_text(yaml.safe_dump(recipe, sort_keys=False, width=120), encoding="utf-8")
+    shown = _portable_all(recipe)
+    (folder / RECIPE).write_text(yaml.safe_dump(shown, sort_keys=False, width=120), encoding="utf-8")
     block = (recipe.get("model") or {}).get("generator") or {}
     manifest = {
         "name": args.name,
@@ -102,10 +120,10 @@ def main(argv: list[str] | None = None) -> int:
         "generator": block.get("name"),
         "recipe": {"name": recipe.get("name"), "file": args.recipe_file, "resolved": RECIPE},
         "command": args.command,
-        "commit": git_commit(),
+        "commit": args.commit or git_commit(),
         "created": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "training": _training_time(state),
-        "data": {"folders": folders, "never_trained_on": list(EVALUATION_SETS)},
+        "data": {"folders": [_portable(f) for f in folders], "never_trained_on": list(EVALUATION_SETS)},
         "weights": {"file": WEIGHTS, "format": "enhance-zoo-weights", "bytes": size, "sha256": sha256(weights)},
         "scores": {},
     }
@@ -142,7 +160,8 @@ def main(argv: list[str] | None = None) -> int:
         improved = _share_improved(sets)
         if improved is not None:
             manifest["scores"]["DICM"]["niqe_improved_share"] = improved
-        manifest["scores"]["command"] = " ".join(cmd).replace(str(args.dicm), "../shared/data/lowlight/DICM")
+        shown = cmd[: cmd.index("--json")] + ["--no-track"]
+        manifest["scores"]["command"] = " ".join(shown).replace(str(args.dicm), "../shared/data/lowlight/DICM")
         manifest["scores"]["niqe"] = "grayscale (MATLAB rgb2gray), 96 x 96 blocks, the standard pristine model"
         (folder / MANIFEST).write_text(yaml.safe_dump(manifest, sort_keys=False, width=120), encoding="utf-8")
     subprocess.run([sys.executable, str(ROOT / "tools" / "gen_registry.py")], check=True)

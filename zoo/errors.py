@@ -90,9 +90,14 @@ def load_failure(exc: BaseException) -> str:
         >>> load_failure(ValueError("Object arrays cannot be loaded when allow_pickle=False"))
         'it holds Python objects, not only numbers (a pickle that could run code), which the zoo does not load'
     """
+    import re
+
     text = str(exc).strip()
-    markers = ("weights_only", "Weights only load failed", "Unsupported global", "allow_pickle", "WeightsUnpickler")
-    if any(m in text for m in markers):
+    if "Unsupported global" in text or "allow_pickle" in text:
         return "it holds Python objects, not only numbers (a pickle that could run code), which the zoo does not load"
+    detail = re.search(r"WeightsUnpickler error:\s*(.*?)\s*(?:Check the documentation|$)", text, re.S)
+    if detail is not None or "weights_only" in text:
+        why = " ".join(detail.group(1).split())[:200] if detail is not None else "not a PyTorch file"
+        return f"it is not a readable weights file ({why or 'not a PyTorch file'})"
     first = text.splitlines()[0][:200] if text else ""
     return f"it is not a readable weights file ({type(exc).__name__}{': ' + first if first else ''})"

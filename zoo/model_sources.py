@@ -84,11 +84,13 @@ def training_free_generator(block: str | Mapping[str, Any], where: str = "--gene
     contract = contract_of("generator", blk)
     learning = getattr(contract, "learning", "backprop")
     if learning != "none" and not blk.get("weights"):
+        from zoo.registry import entries
+
+        free = sorted(e.name for e in entries("generator") if "baseline" in e.tags)
         raise DataError(
             f"{where} {blk['name']!r}: this generator learns ({learning}) and would run with random weights. "
             "Give a trained model instead (--pretrained NAME, --checkpoint CKPT, --run RUN_ID or --model "
-            "models:/NAME/VERSION), or a block with weights: PATH; training-free generators: "
-            "'zoo list generator baseline' (gamma, clahe, histogram_equalization)."
+            f"models:/NAME/VERSION), or a block with weights: PATH. Training-free generators: {', '.join(free)}."
         )
     return create("generator", blk, where=where).eval()
 

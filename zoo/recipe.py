@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import os
 import types
 import typing
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ValidationError
+from pydantic import BaseModel, ValidationError
 
 from zoo.errors import RecipeError, ZooError, short_repr, suggest
 from zoo.registry import EntryInfo, entries, find_entry, get
@@ -533,19 +534,48 @@ def flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def swap_component(path: str | Path, dotted: str, new_name: str) -> tuple[str, str, str, list[str]]:
+def swap_component(
+    path: str | Path, dotted: str, new_name: str, output: str | Path | None = None
+) -> tuple[str, str, str, list[str]]:
     """Replace the component block at ``dotted`` in a recipe file by ``new_name`` (same kind).
 
-    Parameters the new component accepts are kept, the others dropped. The result is validated.
+    Parameters the new component accepts are kept, the others dropped. The file is edited as a round trip
+    (ruamel.yaml), so its comments, key order and layout stay as they were around the swapped block. A recipe
+    named after its file (``name: rl_edit`` in ``rl_edit.yaml``) written to another file takes that file's name
+    (its runs then get their own folder and MLflow experiment), and its description says what was swapped. When the
+    result goes to ``output``, a relative ``base:`` is rewritten relative to the output's folder, so the new recipe
+    loads from where it is written. The result passes the full recipe check (keys, and the trainer's
+    ``check_recipe``: the contracts between the components) as read from its new location, before anything is
+    written.
+
+    Args:
+        path: the recipe file.
+        dotted: the block's dotted key, e.g. ``model.discriminators.global.objective``.
+        new_name: a registered component of the same kind.
+        output: where the caller will write the result (``None``: printed, checked as if beside ``path``).
 
     Returns:
         The new recipe text, the kind, the old component's name, and the dropped parameter names.
-    """
-    import yaml
 
+    Raises:
+        RecipeError: not a component block, a name of another kind, or a result that fails the recipe check.
+        DataError: ``output`` would replace the input recipe or one of its ``base:`` recipes.
+
+    Example (from the repository's root):
+        >>> text, kind, old, dropped = swap_component("recipes/rl_edit.yaml", "model.algorithm", "ppo")
+        >>> kind, old, "algorithm: {name: ppo, lr: 1.0e-4" in text, "# alpha = 100" in text
+        ('algorithm', 'a2c', True, True)
+    """
     path = Path(path)
+    target = Path(output) if output is not None else path
+    if output is not None:  # an output never replaces an input: the recipe or any recipe of its base chain
+        from zoo.outputs import refuse_overwriting_inputs
+
+        refuse_overwriting_inputs([target], _base_chain(path), what="swapped recipe")
     resolved = resolve_file(path)
     block = get_path(resolved, dotted)
+    if isinstance(block, str):
+        block = {"name": block}
     if not isinstance(block, Mapping) or "name" not in block:
         raise RecipeError(
             f"{path}: {dotted} is not a component block ({{name: ..., <params>}}), it is {short_repr(block)}."
@@ -556,11 +586,112 @@ def swap_component(path: str | Path, dotted: str, new_name: str) -> tuple[str, s
     accepted = {p.name for p in new_entry.params}
     kept = {k: v for k, v in block.items() if k != "name" and k in accepted}
     dropped = [k for k in block if k != "name" and k not in accepted]
-    own = read_yaml(path)
-    set_path(own, dotted, {"name": new_name, **kept})
-    recipe_from_dict(resolve_data(own, path), source=path)  # the result must validate
-    text = yaml.safe_dump(own, sort_keys=False, width=120, allow_unicode=True)
+    read_yaml(path)  # bounds and a sentence for a broken file, before the round-trip parser sees it
+    text = _swapped_text(path, dotted, new_name, kept, accepted, target)
+    written = parse_yaml_text(text, str(target))
+    base = written.get("base")
+    if isinstance(base, str) and not Path(base).is_absolute():
+        # the output's folder may not exist yet, so the OS cannot walk "..": join the paths lexically
+        written["base"] = os.path.normpath(target.parent.resolve() / base)
+    recipe_from_dict(resolve_data(written, target), source=target)  # the result, read from where it goes
     return text, kind, old_name, dropped
+
+
+def _is_block(path: Path, dotted: str) -> bool:
+    try:
+        block = get_path(resolve_file(path), dotted)
+    except RecipeError:
+        return False
+    return isinstance(block, Mapping) and "name" in block
+
+
+def _base_chain(path: Path) -> list[Path]:
+    """``path`` and every recipe its ``base:`` chain names (the inputs a swap reads)."""
+    chain = [Path(path)]
+    current = Path(path)
+    for _ in range(MAX_BASE_DEPTH):
+        try:
+            base = read_yaml(current).get("base")
+        except RecipeError:
+            break
+        if not isinstance(base, str):
+            break
+        current = Path(base) if Path(base).is_absolute() else current.parent / base
+        if any(current.resolve() == p.resolve() for p in chain):
+            break
+        chain.append(current)
+    return chain
+
+
+def _round_trip_yaml() -> Any:
+    from ruamel.yaml import YAML
+
+    yaml_rt = YAML(typ="rt")
+    yaml_rt.preserve_quotes = True
+    yaml_rt.width = 4096  # never re-wrap a long line of the user's file
+    yaml_rt.representer.add_representer(
+        type(None), lambda rep, _: rep.represent_scalar("tag:yaml.org,2002:null", "null")
+    )
+    return yaml_rt
+
+
+def _swapped_text(
+    path: Path, dotted: str, new_name: str, kept: Mapping[str, Any], accepted: set[str], target: Path
+) -> str:
+    """The recipe file's text with the block at ``dotted`` swapped (comments kept) and ``base:`` made relative to
+    ``target``'s folder."""
+    import io
+
+    from ruamel.yaml.comments import CommentedMap
+
+    yaml_rt = _round_trip_yaml()
+    doc = yaml_rt.load(path.read_text(encoding="utf-8"))
+    if doc is None:
+        doc = CommentedMap()
+    parts = dotted.split(".")
+    node: Any = doc
+    for i, part in enumerate(parts[:-1]):
+        if isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+            continue
+        child = node.get(part) if isinstance(node, Mapping) else None
+        if child is None:  # the block comes from the base recipe: add an override section here
+            child = node[part] = CommentedMap()
+        elif not isinstance(child, (Mapping, list)):
+            where = ".".join(parts[: i + 1])
+            raise RecipeError(f"{path}: {where} is {short_repr(child)}, not a section, so it cannot hold {dotted}.")
+        node = child
+    last = parts[-1]
+    current = node[int(last)] if isinstance(node, list) else node.get(last)
+    if isinstance(current, CommentedMap) and "name" in current:  # edit in place: comments and layout stay
+        current["name"] = new_name
+        for key in [k for k in current if k != "name" and k not in accepted]:
+            del current[key]
+    else:  # a bare name, a partial override of the base's block, or nothing yet: write the whole block
+        fresh = CommentedMap([("name", new_name), *kept.items()])
+        fresh.fa.set_flow_style()
+        value: Any = new_name if isinstance(current, str) and not kept else fresh
+        if isinstance(node, list):
+            node[int(last)] = value
+        else:
+            node[last] = value
+    if target.resolve() != path.resolve() and doc.get("name") == path.stem and target.stem != path.stem:
+        # a recipe named after its file is renamed after the new file: otherwise both would share one run folder
+        # (<out_dir>/<name>) and one MLflow experiment
+        doc["name"] = target.stem
+        old_name = str(get_path(resolve_file(path), dotted).get("name")) if _is_block(path, dotted) else "?"
+        if isinstance(doc.get("description"), str):
+            doc["description"] = f"{doc['description']} [zoo swap: {dotted} {old_name} -> {new_name}]"
+    base = doc.get("base")
+    if isinstance(base, str) and not Path(base).is_absolute() and target.resolve() != path.resolve():
+        base_file = (path.parent / base).resolve()
+        try:
+            doc["base"] = Path(os.path.relpath(base_file, target.parent.resolve())).as_posix()
+        except ValueError:  # another drive (Windows): no relative path exists
+            doc["base"] = str(base_file)
+    buf = io.StringIO()
+    yaml_rt.dump(doc, buf)
+    return buf.getvalue()
 
 
 def _kind_at(resolved: dict[str, Any], path: Path, dotted: str, old_name: str) -> str:

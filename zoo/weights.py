@@ -96,6 +96,9 @@ def save_weights(
     os.close(fd)
     try:
         torch.save(payload, tmp)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a model file is as readable as any other output
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -28,7 +28,11 @@ def edit(
     sidecar: Path | None = typer.Option(
         None, "--sidecar", help="JSON sidecar with slider values (zoo enhance writes them)."
     ),
-    software: str = typer.Option("lightroom_basic", "--software", help="Registered software (zoo list software)."),
+    software: str = typer.Option(
+        None,
+        "--software",
+        help="Registered software (zoo list software); default: the sidecar's, else lightroom_basic.",
+    ),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
 ) -> None:
@@ -43,12 +47,16 @@ def edit(
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from zoo.editing.software import software_for_sidecar
     from zoo.errors import DataError
     from zoo.inference import collect_images, edit_file, edit_output_path
     from zoo.outputs import OutputError, ensure_dir, plan_outputs, refuse_overwriting_inputs
     from zoo.registry import create
 
-    sw = create("software", software)
+    if software is None and sidecar is not None:  # the sidecar records its software (an editor_chain's operators)
+        sw = software_for_sidecar(sidecar)
+    else:
+        sw = create("software", software or "lightroom_basic")
     values = sw.load_sidecar(sidecar).clone() if sidecar is not None else sw.neutral(1)[0]
     overrides = _parse_sets(set_)
     if overrides:

@@ -127,17 +127,22 @@ def show_cmd(
 def swap_cmd(
     file: Path = typer.Argument(..., help="Recipe file."),
     dotted: str = typer.Argument(
-        ..., help="Dotted path of the component block, e.g. model.discriminators.global.discriminator."
+        ..., help="Dotted path of the component block, e.g. model.discriminators.global.network."
     ),
     new_name: str = typer.Argument(..., help="The registered component to put there (same kind)."),
     output: Path = typer.Option(None, "--output", "-o", help="Write the new recipe here (default: print it)."),
 ) -> None:
-    """Replace one component of a recipe by another registered one of the same kind."""
+    """Replace one component of a recipe by another registered one of the same kind.
+
+    The recipe's comments and layout are kept; with -o, a relative base: is rewritten so that the new recipe loads
+    from where it is written. The result must pass the full recipe check (the same as `zoo recipe check`: keys and
+    the contracts between components) before anything is written, and -o never replaces the recipe or its bases.
+    """
     from rich.console import Console
 
     from zoo.recipe import swap_component
 
-    text, kind, old, dropped = swap_component(file, dotted, new_name)
+    text, kind, old, dropped = swap_component(file, dotted, new_name, output=output)
     err = Console(stderr=True, highlight=False)
     err.print(f"{dotted}: {kind} {old!r} -> {new_name!r}")
     if dropped:

@@ -61,6 +61,7 @@ def list_cmd(
 def _list_pretrained(filters: list[str], fmt: str) -> None:
     """The shipped pretrained models, from registry.yaml's ``pretrained`` section (no torch import)."""
     import fnmatch
+    from pathlib import Path
 
     from zoo.registry import pretrained_index
 
@@ -80,25 +81,33 @@ def _list_pretrained(filters: list[str], fmt: str) -> None:
         )
     from rich.table import Table
 
-    table = Table(title=f"{len(found)} pretrained model(s) (zoo enhance --pretrained NAME)", title_justify="left")
-    for col in ("name", "recipe", "DICM NIQE ↓", "brightness", "colourfulness", "MB", "summary"):
-        table.add_column(col, overflow="fold")
+    title = f"{len(found)} pretrained model(s); scores: mean over the 64 DICM photos (zoo enhance --pretrained NAME)"
+    table = Table(title=title, title_justify="left")
+    table.add_column("name", no_wrap=True)
+    for col in ("recipe", "NIQE↓", "bright", "colour", "MB"):
+        table.add_column(col, overflow="fold", justify="left" if col == "recipe" else "right")
     for p in found:
-        dicm = ((p.get("scores") or {}).get("DICM") or {}) if isinstance(p.get("scores"), dict) else {}
+        scores = p.get("scores") if isinstance(p.get("scores"), dict) else {}
+        dicm = scores.get("DICM") if isinstance(scores.get("DICM"), dict) else {}
+        recipe = p.get("recipe")
         size = p.get("size_bytes")
         table.add_row(
             p["name"] + (" (default)" if p.get("default") else ""),
-            str((p.get("recipe") or {}).get("name", "-") if isinstance(p.get("recipe"), dict) else p.get("recipe")),
+            Path(str(recipe.get("file") or recipe.get("name") or "-")).stem
+            if isinstance(recipe, dict)
+            else str(recipe),
             *[
                 f"{dicm[k]:.3f}" if isinstance(dicm.get(k), (int, float)) else "-"
                 for k in ("niqe", "mean_brightness", "colorfulness")
             ],
             f"{size / 2**20:.2f}" if isinstance(size, (int, float)) else "-",
-            str(p.get("summary", "")),
         )
-    _console().print(table)
+    console = _console()
+    console.print(table)
+    for p in found:
+        console.print(f"{p['name']}: {p.get('summary', '')}", soft_wrap=True)
     if not found:
-        _console().print("No pretrained model matches.")
+        console.print("No pretrained model matches.")
 
 
 def _clip(text: str, width: int) -> str:

@@ -11,33 +11,39 @@ SET_HELP = "Override a value of --recipe: dotted.key=value (YAML scalar or list)
 
 
 def load_studio_model(
-    checkpoint: Path | None,
-    run: str | None,
-    pretrained: str | None,
-    recipe: Path | None,
+    sources: dict[str, object],
     overrides: list[str],
     software: str | None,
-    device: str,
-    tracking_uri: str | None,
+    device: str = "cpu",
+    tracking_uri: str | None = None,
 ):
-    """The :class:`zoo.studio.state.StudioModel` for the command's options (no model: the plain editor)."""
+    """The :class:`zoo.studio.state.StudioModel` for the command's model options (none: the plain editor).
+
+    Args:
+        sources: ``zoo.inference.load_model`` keyword -> value (``checkpoint``, ``run_id``, ``recipe``,
+            ``generator``, ``pretrained``, ``model_uri``); ``None`` values are ignored.
+        overrides: ``--set`` overrides of ``--recipe``.
+        software: ``--software`` (the plain editor's software).
+        device: where the generator runs.
+        tracking_uri: the MLflow store for ``--run`` / ``--model``.
+    """
     from zoo.errors import DataError
     from zoo.studio.state import studio_model
 
-    if not any((checkpoint, run, pretrained, recipe)):
+    given = {k: v for k, v in sources.items() if v}
+    if not given:
         return studio_model(None, software=software)
     from zoo.inference import load_model
 
-    kwargs = dict(checkpoint=checkpoint, run_id=run, recipe=recipe, overrides=overrides, device=device)
-    kwargs["tracking_uri"] = tracking_uri
-    if pretrained:
-        if "pretrained" not in inspect.signature(load_model).parameters:
+    accepted = inspect.signature(load_model).parameters
+    for key in given:
+        if key not in accepted:
+            option = {"run_id": "--run", "model_uri": "--model"}.get(key, f"--{key}")
             raise DataError(
-                f"--pretrained {pretrained}: this version of enhance-zoo cannot load pretrained models yet; "
+                f"{option}: this version of enhance-zoo cannot load models that way yet; "
                 "use --checkpoint, --run or --recipe."
             )
-        kwargs["pretrained"] = pretrained
-    loaded = load_model(**kwargs)
+    loaded = load_model(**given, overrides=overrides, device=device, tracking_uri=tracking_uri)
     return studio_model(loaded.generator, software=software, description=loaded.source, recipe=loaded.recipe)
 
 
@@ -46,6 +52,8 @@ def studio_cmd(
     run: str = typer.Option(None, "--run", help="An MLflow run id whose model to use."),
     pretrained: str = typer.Option(None, "--pretrained", help="A pretrained model shipped with enhance-zoo."),
     recipe: Path = typer.Option(None, "--recipe", "-r", help="Build the generator from a recipe (its weights: key)."),
+    generator: str = typer.Option(None, "--generator", help="A training-free registered generator (e.g. clahe)."),
+    model_uri: str = typer.Option(None, "--model", help="An MLflow model URI (models:/NAME/VERSION, runs:/ID/model)."),
     overrides: list[str] = typer.Option(None, "--set", "-s", help=SET_HELP),
     software: str = typer.Option(
         None, "--software", help="Without a model: the software whose sliders to show (default lightroom_basic)."
@@ -70,7 +78,15 @@ def studio_cmd(
     from zoo.studio.state import Studio
 
     console = Console(stderr=True, highlight=False, soft_wrap=True)
-    model = load_studio_model(checkpoint, run, pretrained, recipe, overrides or [], software, device, tracking_uri)
+    sources = dict(
+        checkpoint=checkpoint,
+        run_id=run,
+        recipe=recipe,
+        generator=generator,
+        pretrained=pretrained,
+        model_uri=model_uri,
+    )
+    model = load_studio_model(sources, overrides or [], software, device, tracking_uri)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     studio = Studio(model, max_upload_bytes=max_upload_mb * 2**20)
     console.print(f"{model.reason}")

@@ -24,6 +24,14 @@ def train_cmd(
     ),
     experiment: str = typer.Option(None, "--experiment", help="MLflow experiment (default: the recipe's name)."),
     nproc: int = typer.Option(1, "--nproc", min=1, help="Processes for DDP on this machine (runs torchrun)."),
+    nnodes: str = typer.Option(
+        "1", "--nnodes", help="Machines in a multi-node job (torchrun --nnodes; run the same command on each)."
+    ),
+    rdzv_endpoint: str = typer.Option(
+        None, "--rdzv-endpoint", help="Multi-node: HOST:PORT of the rendezvous, the same on every node."
+    ),
+    rdzv_id: str = typer.Option("zoo", "--rdzv-id", help="Multi-node: a job id shared by every node."),
+    node_rank: int = typer.Option(None, "--node-rank", min=0, help="Multi-node: this node's rank (optional)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar (messages still go to stderr)."),
     register: str = typer.Option(
         None,
@@ -35,10 +43,16 @@ def train_cmd(
     """Train a recipe: progress on stderr, checkpoints in train.out_dir, everything tracked in MLflow.
 
     With --nproc N (or under torchrun --nproc_per_node N -m zoo train ...) the run uses PyTorch DDP: gloo on the
-    CPU, NCCL on GPUs; rank 0 alone writes checkpoints and talks to MLflow.
+    CPU, NCCL on GPUs; rank 0 alone writes checkpoints and talks to MLflow. On one machine the rendezvous listens
+    on 127.0.0.1 only. Across machines run the same command on each with --nnodes N --rdzv-endpoint HOST:PORT
+    (and a shared MLflow server in --tracking-uri; see docs/training.md).
+
+    Ctrl-C or SIGTERM stops after the current step with a checkpoint (exit status 130 / 143) and prints the
+    command that resumes; the run folder is locked while it trains, so a second --resume of it is refused.
     """
-    if nproc > 1 and "LOCAL_RANK" not in os.environ:
-        from zoo.train.distributed import launch
+    multi_node = rdzv_endpoint is not None or str(nnodes) != "1"
+    if (nproc > 1 or multi_node) and "LOCAL_RANK" not in os.environ:
+        from zoo.train.distributed import MultiNode, launch
 
         argv = ["train", str(recipe)]
         for item in overrides or []:
@@ -54,7 +68,8 @@ def train_cmd(
                 argv += [flag, str(value)]
         if quiet:
             argv.append("--quiet")
-        raise typer.Exit(launch(nproc, argv))
+        nodes = MultiNode(nnodes=str(nnodes), rdzv_endpoint=rdzv_endpoint, rdzv_id=rdzv_id, node_rank=node_rank)
+        raise typer.Exit(launch(nproc, argv, nodes if multi_node else None))
 
     from zoo.recipe import load_recipe
     from zoo.train.base import train
@@ -76,7 +91,12 @@ def train_cmd(
         )
     result = train(rec, device=device, resume=resume, tracking_uri=tracking_uri, experiment=experiment, quiet=quiet)
     if not info.is_main:
+        if result.interrupted:
+            raise typer.Exit(_signal_status(result.interrupted))
         return
+    if result.interrupted:
+        _print_resume(result, recipe, overrides or [], tracking_uri)
+        raise typer.Exit(_signal_status(result.interrupted))
     lines = [f"Trained {rec.name} for {result.steps} steps."]
     if result.run_dir is not None:
         lines.append(f"  run folder:  {result.run_dir}")
@@ -84,7 +104,10 @@ def train_cmd(
         lines.append(f"  checkpoint:  {result.checkpoint}")
     if result.run_id:
         lines.append(f"  MLflow run:  {result.run_id} (experiment {result.experiment!r}, store {result.tracking_uri})")
-        lines.append(f"  browse:      mlflow ui --backend-store-uri {result.tracking_uri}")
+        if str(result.tracking_uri).startswith(("http://", "https://")):
+            lines.append(f"  browse:      {result.tracking_uri}")
+        else:
+            lines.append(f"  browse:      mlflow ui --backend-store-uri {result.tracking_uri}")
         lines.append(f"  enhance:     zoo enhance --run {result.run_id} IMAGES... --out DIR")
     if register and result.run_id:
         from zoo.model_registry import register_model
@@ -93,6 +116,28 @@ def train_cmd(
             result.run_id, register, tracking_uri=result.tracking_uri, checkpoint=result.checkpoint
         )
         lines.append(f"  registered:  {model_uri} (zoo enhance --model {model_uri} IMAGES... --out DIR)")
+    typer.echo("\n".join(lines))
+
+
+def _signal_status(name: str) -> int:
+    import signal
+
+    return 128 + int(getattr(signal, name, signal.SIGTERM))
+
+
+def _print_resume(result, recipe: Path, overrides: list[str], tracking_uri: str | None) -> None:
+    import shlex
+
+    target = result.run_dir if result.run_dir is not None else result.checkpoint
+    cmd = ["zoo", "train", str(recipe), *[a for item in overrides for a in ("--set", item)], "--resume", str(target)]
+    if tracking_uri:
+        cmd += ["--tracking-uri", tracking_uri]
+    lines = [f"Stopped by {result.interrupted} at step {result.steps}."]
+    if result.checkpoint is not None:
+        lines.append(f"  checkpoint:  {result.checkpoint} (step {result.steps})")
+    if result.run_id:
+        lines.append(f"  MLflow run:  {result.run_id} marked KILLED (store {result.tracking_uri})")
+    lines.append(f"  resume:      {shlex.join(cmd)}")
     typer.echo("\n".join(lines))
 
 

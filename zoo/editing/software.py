@@ -210,13 +210,23 @@ class Software(nn.Module):
 
     # ------------------------------------------------------------------------------------------- sidecars
 
+    def block(self) -> dict[str, Any]:
+        """The registry block that rebuilds this software (``{"name": ...}`` plus non-default parameters)."""
+        return {"name": self.software_name}
+
     def sidecar(self, params_row: Tensor | Sequence[float], **extra: Any) -> dict[str, Any]:
-        """The JSON-able sidecar content for one image: software, named values, ranges, and ``extra`` fields."""
+        """The JSON-able sidecar content for one image: software, named values, ranges, and ``extra`` fields.
+
+        A software with parameters (an ``editor_chain``'s operators) also records its block under
+        ``software_block``, so ``zoo edit --sidecar`` rebuilds the same sliders (:func:`software_for_sidecar`).
+        """
         values = self.to_dict(params_row)
+        block = self.block()
         return {
             "format": SIDECAR_FORMAT,
             "version": SIDECAR_VERSION,
             "software": self.software_name,
+            **({"software_block": block} if len(block) > 1 else {}),
             "params": {k: round(v, 6) for k, v in values.items()},
             "ranges": {n: [s.low, s.high] for n, s in zip(self.names, self.specs, strict=True)},
             **extra,
@@ -239,6 +249,12 @@ class Software(nn.Module):
             raise DataError(
                 f"{path}: this sidecar was written for software {software!r}, not {self.software_name!r} "
                 f"(use --software {software})."
+            )
+        block = data.get("software_block")
+        if block is not None and block != self.block():
+            raise DataError(
+                f"{path}: this sidecar was written for the software {block}, not {self.block()} "
+                "(leave --software out and zoo edit builds the sidecar's own)."
             )
         return self.from_dict(data["params"])
 
@@ -310,6 +326,14 @@ def write_sidecar(path: str | Path, content: Mapping[str, Any]) -> Path:
     return path
 
 
+def software_for_sidecar(path: str | Path, default: str = "lightroom_basic") -> Software:
+    """Build the software a sidecar was written for (its ``software_block``, else its ``software`` name, else
+    ``default``)."""
+    data = read_sidecar(path)
+    block = data.get("software_block") or data.get("software") or default
+    return create("software", block, where=f"{path}: software")
+
+
 def read_sidecar(path: str | Path) -> dict[str, Any]:
     """Read a sidecar; returns a dict with at least ``params`` (and ``software`` when recorded)."""
     path = Path(path)
@@ -344,6 +368,12 @@ class LightroomBasic(Software):
         ops: list[str | Operator] = [Clarity(clarity_method) if n == "clarity" else n for n in KOSUGI_ORDER]
         super().__init__(ops, name="lightroom_basic")
         self.clarity_method = clarity_method
+
+    def block(self) -> dict[str, Any]:
+        return {
+            "name": self.software_name,
+            **({"clarity_method": self.clarity_method} if self.clarity_method != "auto" else {}),
+        }
 
     @classmethod
     def operator_names(cls, params: Mapping[str, Any]) -> list[str]:
@@ -406,3 +436,7 @@ class EditorChain(Software):
             if not isinstance(op, str):
                 raise ParameterError(f"software 'editor_chain': operators are editor names, got {op!r}.")
         super().__init__(list(operators), name="editor_chain")
+        self.operators = list(operators)
+
+    def block(self) -> dict[str, Any]:
+        return {"name": self.software_name, "operators": list(self.operators)}

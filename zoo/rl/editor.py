@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 from zoo.contracts import GeneratorContract, PolicySliderGenerator
 from zoo.errors import DataError, InputError, ParameterError, load_failure
@@ -125,13 +125,19 @@ class RLEditor(PolicySliderGenerator):
 
         software = params.get("software", "lightroom_basic")
         name = software if isinstance(software, str) else str(software.get("name"))
-        return GeneratorContract(
-            "policy",
-            software=name,
-            num_params=len(software_slots(software)),
-            levels=int(params.get("levels", 33)),
-            thumbnail_size=int(params.get("thumbnail_size", 64)),
-        )
+        k = len(software_slots(software))
+        levels, size = int(params.get("levels", 33)), int(params.get("thumbnail_size", 64))
+        policy = params.get("policy")
+        if isinstance(policy, dict):  # K, L and the size are set from the editor: a block that says otherwise is wrong
+            for key, want in (("num_params", k), ("levels", levels), ("thumbnail_size", size)):
+                if key in policy and policy[key] != want:
+                    raise ParameterError(
+                        f"generator 'rl_editor': policy.{key} is {policy[key]}, but the software {name!r} has "
+                        f"K = {k} sliders and levels is {levels} (thumbnail {size}): the policy must have "
+                        f"{key} = {want}. Remove policy.{key} (it is set from the software and levels) or make "
+                        "them agree."
+                    )
+        return GeneratorContract("policy", software=name, num_params=k, levels=levels, thumbnail_size=size)
 
     def __init__(
         self,
@@ -232,7 +238,6 @@ class RLEditor(PolicySliderGenerator):
             "logits": logits,
             "thumbnail": thumbnail,
         }
-
 
     def forward(self, images: Tensor) -> dict[str, Tensor]:
         """Edit photos at their own resolution.

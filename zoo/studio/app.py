@@ -81,7 +81,9 @@ def create_app(studio: Studio, *, host: str = "127.0.0.1", close_on_shutdown: bo
         The ASGI app.
 
     >>> from zoo.studio.state import Studio, studio_model
-    >>> app = create_app(Studio(studio_model(None)))
+    >>> studio = Studio(studio_model(None))
+    >>> app = create_app(studio)  # serve with uvicorn (zoo.studio.server.serve) or test with TestClient(app)
+    >>> studio.close()
     """
 
     def asset(request: Request) -> Response:
@@ -211,9 +213,9 @@ async def _json(request: Request) -> dict[str, Any]:
     try:
         body = json.loads(raw or b"{}")
     except (UnicodeDecodeError, json.JSONDecodeError):
-        raise InputError("The request body must be JSON, e.g. {\"params\": {\"exposure\": 0.2}}.") from None
+        raise InputError('The request body must be JSON, e.g. {"params": {"exposure": 0.2}}.') from None
     if not isinstance(body, dict):
-        raise InputError("The request body must be a JSON object, e.g. {\"params\": {\"exposure\": 0.2}}.")
+        raise InputError('The request body must be a JSON object, e.g. {"params": {"exposure": 0.2}}.')
     return body
 
 

@@ -13,6 +13,7 @@ built from a request: sessions, photos and exported files are looked up by rando
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import io
 import logging
@@ -82,7 +83,7 @@ def _generator_name(generator: nn.Module, recipe: Mapping[str, Any] | None) -> s
         return str(block["name"])
     if isinstance(block, str):
         return block
-    return type(generator).__name__
+    return str(getattr(type(generator), "__zoo_name__", type(generator).__name__))
 
 
 def studio_model(
@@ -126,7 +127,8 @@ def studio_model(
                 "--software applies only when no model is given."
             )
         reason = f"{name} proposes the {own.K} sliders of {own.software_name!r}; move them to adjust its proposal."
-        return StudioModel("sliders", own, generator, description, name, reason)
+        # the page's edits and exports run on the CPU, as zoo edit does (the generator may sit on a GPU)
+        return StudioModel("sliders", copy.deepcopy(own).cpu().eval(), generator, description, name, reason)
     if software is not None:
         raise InputError(f"--software {software!r}: the model {name!r} has no sliders, so no software applies.")
     reason = (
@@ -142,6 +144,7 @@ def propose(generator: nn.Module, images: Tensor) -> Tensor:
     Uses :meth:`zoo.contracts.SliderGenerator.propose` when the generator has it, else the ``params`` its
     forward returns.
     """
+    images = images.to(_device(generator))
     with torch.inference_mode():
         fn = getattr(generator, "propose", None)
         if callable(fn):
@@ -149,6 +152,10 @@ def propose(generator: nn.Module, images: Tensor) -> Tensor:
         decide = getattr(generator, "decide", None)  # rl_editor before it adopted SliderGenerator: no edit needed
         out = decide(images, deterministic=True) if callable(decide) else generator(images)
         return out["params"].detach().float().cpu()
+
+
+def _device(module: nn.Module) -> torch.device:
+    return next((p.device for p in module.parameters()), torch.device("cpu"))
 
 
 # ----------------------------------------------------------------------------------------------- images
@@ -387,7 +394,7 @@ class Studio:
             raise DataError(str(exc).replace(str(path), display)) from None
         with self._heavy:
             try:
-                full = read_image(path).unsqueeze(0)
+                full = read_image(path, max_pixels=self.max_pixels).unsqueeze(0)
             except DataError as exc:
                 raise DataError(str(exc).replace(str(path), display)) from None
             m = self.model
@@ -401,9 +408,9 @@ class Studio:
         after = None
         if m.mode == "before_after":
             with self._heavy, torch.inference_mode():
-                out = m.generator(preview)
+                out = m.generator(preview.to(_device(m.generator)))
                 out = out["image"] if isinstance(out, Mapping) else out
-            after = encode_jpeg(out)
+            after = encode_jpeg(out.float().cpu())
         return Photo(
             id=pid,
             name=display,
@@ -466,6 +473,7 @@ class Studio:
         if photo.params is None:
             raise InputError(f"{self.model.reason} There is nothing to export.")
         sw = self.model.software
+        photo.params = self._values(sw.to_dict(photo.params))  # e.g. the raw proposal: as its sidecar records it
         folder = session.folder / f"e-{secrets.token_hex(8)}"
         folder.mkdir(mode=0o700)
         target = edit_output_path(folder, photo.name)

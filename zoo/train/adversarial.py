@@ -62,7 +62,11 @@ def old_rl_layout_message(source: str, model: Mapping[str, Any], train: Mapping[
     penalty = reward.get("penalty") or {"name": "mse"}
     alpha = reward.get("alpha", 100.0)
     parts = [
-        f"model.discriminators: {{critic: {{network: {_inline(critic)}, objective: {_inline(objective)}, weight: 1.0}}}}",
+        "model.discriminators: {critic: {network: "
+        + _inline(critic)
+        + ", objective: "
+        + _inline(objective)
+        + ", weight: 1.0}}",
         f"model.losses: {{penalty: {{loss: {_inline(penalty)}, weight: {alpha}}}}}",
     ]
     if "quantize" in reward:
@@ -283,7 +287,8 @@ class DiscriminatorSide:
             self.plain[name] = trainer.module(f"d_{name}")
             self.weights[name] = float(spec.weight)
             trainer.add_optimizer(
-                f"d_{name}", torch.optim.Adam(self.plain[name].parameters(), lr=lr, betas=betas)  # type: ignore[arg-type]
+                f"d_{name}",
+                torch.optim.Adam(self.plain[name].parameters(), lr=lr, betas=betas),  # type: ignore[arg-type]
             )
         self.d_steps = int(cfg.d_steps)
         self.replay: Any = None
@@ -370,7 +375,9 @@ class DiscriminatorSide:
         return total, parts
 
     @torch.no_grad()
-    def score(self, real: Tensor, fake: Tensor, windows: Mapping[str, Tensor | None]) -> dict[str, tuple[Tensor, Tensor]]:
+    def score(
+        self, real: Tensor, fake: Tensor, windows: Mapping[str, Tensor | None]
+    ) -> dict[str, tuple[Tensor, Tensor]]:
         """Every discriminator's scores of ``real`` and ``fake`` without updating it."""
         out = {}
         for name, net in self.plain.items():

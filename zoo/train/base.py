@@ -93,7 +93,7 @@ from pydantic import BaseModel
 from torch import nn
 
 from zoo import devices
-from zoo.errors import TrainingError
+from zoo.errors import TrainingError, ZooError
 from zoo.specs import CommonTrainSpec
 from zoo.train import distributed as _dist
 
@@ -102,6 +102,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("zoo.train")
 _STOP_KEY = "__zoo_stop__"
+_SIGNAL_KEY = "__zoo_signal__"
 _FAILURES_KEY = "data/decode_failures"  # images that passed the header scan but failed to decode during training
 
 
@@ -116,6 +117,7 @@ class TrainResult:
     tracking_uri: str | None
     experiment: str | None
     metrics: dict[str, float]
+    interrupted: str | None = None  # the signal (SIGINT / SIGTERM) that stopped the run after a checkpoint
 
 
 class Trainer:
@@ -278,11 +280,25 @@ class Trainer:
     # ------------------------------------------------------------------------------------------- the run
 
     def fit(self, resume: str | Path | None = None) -> TrainResult:
-        """Train for ``train.steps`` steps (continuing a checkpoint or MLflow run when ``resume`` is given)."""
+        """Train for ``train.steps`` steps (continuing a checkpoint or MLflow run when ``resume`` is given).
+
+        The run folder is locked while training (:class:`zoo.train.supervision.RunLock`); SIGINT / SIGTERM stop
+        after the current step with a checkpoint and the MLflow run marked KILLED (``TrainResult.interrupted``).
+        """
+        self._lock: Any = None
+        try:
+            return self._fit(resume)
+        finally:
+            if self._lock is not None:
+                self._lock.release()
+
+    def _fit(self, resume: str | Path | None) -> TrainResult:
         from zoo.data.loader import DataStream
         from zoo.train import checkpoint as ckpt
+        from zoo.train.supervision import Interrupted, RunLock, StopSignals, run_folder_name
         from zoo.train.tracking import Tracker
 
+        run_folder_name(self.recipe.name)  # before anything is created: the name must be a plain folder name
         info = _dist.init(self.device, self.dist)
         tracker = Tracker.for_run(
             self.recipe, cli_uri=self._tracking_uri, cli_experiment=self._experiment, active=info.is_main
@@ -295,6 +311,8 @@ class Trainer:
             self._ckpt_path, self._ckpt_step = Path(path), int(state["step"])
             tracker.adopt(state)
         tracker.check_reachable()  # before anything heavy: an unreachable server stops the run here
+        if state is not None and info.is_main and self._resumes_in_place():
+            self._lock = RunLock(self._run_dir(state)).acquire()  # before the MLflow run is touched
 
         ckpt.seed_everything(self.seed + info.rank)
         from zoo.registry import create
@@ -315,13 +333,29 @@ class Trainer:
         if state is not None:
             self._restore(state, info)
         run_dir = self._run_dir(state) if info.is_main else None
+        if run_dir is not None and self._lock is None:
+            self._lock = RunLock(run_dir).acquire()
         if run_dir is not None and not (run_dir / "recipe.yaml").exists():
             import yaml
 
             (run_dir / "recipe.yaml").write_text(
                 yaml.safe_dump(self.recipe.to_dict(), sort_keys=False), encoding="utf-8"
             )
-        tracker.start(self, run_dir=run_dir, resumed=state is not None)
+        try:
+            tracker.start(self, run_dir=run_dir, resumed=state is not None)
+        except Exception as exc:
+            self._release()
+            if state is None and run_dir is not None:  # no orphan run folder from a store that failed to start
+                import shutil
+
+                shutil.rmtree(run_dir, ignore_errors=True)
+            if isinstance(exc, ZooError):
+                raise
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+            raise TrainingError(
+                f"MLflow could not start the run in {tracker.uri}: {first}. Nothing was trained; fix the store or "
+                "turn tracking off with --set tracking.enabled=false."
+            ) from None
         if info.is_main:
             log.info(
                 "training %s (%s) on %s, world size %d, steps %d -> %d, run dir %s, MLflow %s",
@@ -334,17 +368,30 @@ class Trainer:
                 run_dir,
                 tracker.describe(),
             )
-        status = "FAILED"
+        status, interrupted = "FAILED", None
         try:
-            metrics = self._loop(tracker, run_dir, info)
+            with StopSignals() as self._signals:
+                metrics = self._loop(tracker, run_dir, info)
             status = "FINISHED"
+        except Interrupted as exc:  # a checkpoint of this step is saved: close the run as KILLED, say how to resume
+            status, interrupted, metrics = "KILLED", exc.name, dict(self._last_metrics)
         except KeyboardInterrupt:
             status = "KILLED"
             raise
         finally:
             tracker.finish(self if status == "FINISHED" else None, status)
             self._release()
+        if interrupted is not None and info.is_main:
+            log.warning(
+                "stopped by %s at step %d of %d; checkpoint %s; MLflow run %s marked KILLED",
+                interrupted,
+                self.step,
+                self.cfg.steps,
+                self._ckpt_path,
+                tracker.run_id or "(tracking off)",
+            )
         return TrainResult(
+            interrupted=interrupted,
             steps=self.step,
             run_dir=run_dir,
             checkpoint=self._ckpt_path,
@@ -354,8 +401,15 @@ class Trainer:
             metrics=metrics,
         )
 
+    def _resumes_in_place(self) -> bool:
+        return self._ckpt_path is not None and self._ckpt_path.parent.name == "checkpoints"
+
     def _loop(self, tracker: Any, run_dir: Path | None, info: _dist.DistInfo) -> dict[str, float]:
+        from zoo.train.supervision import Interrupted
+
         cfg = self.cfg
+        self._last_metrics: dict[str, float] = {}
+        signals = getattr(self, "_signals", None)
         sample_batch = self._sample_batch() if info.is_main and self.cfg.samples > 0 else None
         if sample_batch is not None:
             self._count_decode_failures(sample_batch)
@@ -377,7 +431,10 @@ class Trainer:
                 if deadline is not None:  # every rank must stop at the same step: agree through the reduction
                     local[_STOP_KEY] = float(time.perf_counter() > deadline)
                 local[_FAILURES_KEY] = float(self._decode_failures)
+                received = signals.received if signals is not None else None
+                local[_SIGNAL_KEY] = float(received or 0)  # every rank stops at the same step, with a checkpoint
                 metrics, bad = _dist.reduce_metrics(local, self.device)
+                signalled = metrics.pop(_SIGNAL_KEY) > 0
                 # files that failed to decode in the workers so far, over all ranks (the reduction averages)
                 metrics[_FAILURES_KEY] *= info.world_size
                 if deadline is not None:
@@ -395,11 +452,11 @@ class Trainer:
                 if bad:
                     tracker.log_metrics(metrics, self.step)
                     raise TrainingError(self._nonfinite_message(bad, metrics))
-                last = metrics
+                last = self._last_metrics = metrics
                 if window_steps == 1 and tracker.active:
                     tracker.start_system_metrics(time.perf_counter() - t0, cfg.steps - self.step + 1)
                 progress.update(self.step, metrics)
-                last_step = self.step == cfg.steps or stop
+                last_step = self.step == cfg.steps or stop or signalled
                 if self.step % cfg.log_every == 0 or last_step:
                     elapsed = time.perf_counter() - window_start
                     extra = {f"lr/{n}": float(o.param_groups[0]["lr"]) for n, o in self.optimizers.items()}
@@ -411,6 +468,8 @@ class Trainer:
                     self._log_samples(tracker, sample_batch, run_dir)
                 if self.step % cfg.checkpoint_every == 0 or last_step:
                     self._save(tracker, run_dir, info)
+                if signalled and self.step < cfg.steps:
+                    raise Interrupted(received or 15)
         return last
 
     def _count_decode_failures(self, batch: dict[str, Any]) -> None:
@@ -571,17 +630,29 @@ def _batch_len(batch: Mapping[str, Any]) -> int:
 
 
 class _Progress:
-    """A rich progress bar on stderr with ETA and the current metrics (or nothing when disabled)."""
+    """A rich progress bar on stderr with ETA and the current metrics (or nothing when disabled).
+
+    When stderr is not a terminal (CI logs, nohup) a live bar shows nothing until the end, so a plain line is
+    printed every ``ZOO_PROGRESS_INTERVAL`` seconds (default 30) and at the end instead
+    (:class:`zoo.train.supervision.PlainProgress`).
+    """
 
     def __init__(self, total: int, start: int, enabled: bool) -> None:
         self.enabled = enabled
+        self._plain: Any = None
         self._progress: Any = None
         self._task: Any = None
         self._total, self._start = total, start
         self._last_draw = 0.0
 
     def __enter__(self) -> _Progress:
-        if self.enabled:
+        import sys
+
+        if self.enabled and not sys.stderr.isatty():
+            from zoo.train.supervision import PlainProgress
+
+            self._plain = PlainProgress(self._total, self._start)
+        elif self.enabled:
             from rich.console import Console
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -598,6 +669,9 @@ class _Progress:
         return self
 
     def update(self, step: int, metrics: Mapping[str, float]) -> None:
+        if self._plain is not None:
+            self._plain.update(step, metrics)
+            return
         if self._progress is None:
             return
         now = time.perf_counter()

@@ -142,18 +142,158 @@ def shutdown() -> None:
         dist.destroy_process_group()
 
 
-def launch(nproc: int, argv: Sequence[str]) -> int:
-    """Run ``python -m zoo <argv>`` under torchrun with ``nproc`` local processes; returns the exit status."""
+LOOPBACK = "127.0.0.1"
+
+
+@dataclasses.dataclass(frozen=True)
+class MultiNode:
+    """How this machine joins a multi-node job (torchrun's c10d rendezvous).
+
+    Attributes:
+        nnodes: machines in the job (torchrun ``--nnodes``; ``"MIN:MAX"`` for elastic jobs).
+        rdzv_endpoint: ``HOST:PORT`` of the rendezvous (the same on every node; the host runs the store).
+        rdzv_id: a job id shared by every node (default ``zoo``).
+        node_rank: this node's rank, for launchers that need it (c10d assigns ranks itself when omitted).
+    """
+
+    nnodes: str = "1"
+    rdzv_endpoint: str | None = None
+    rdzv_id: str = "zoo"
+    node_rank: int | None = None
+
+
+def _is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def torchrun_args(nproc: int, nodes: MultiNode | None = None) -> tuple[list[str], dict[str, str]]:
+    """The torchrun options (and extra environment) for ``nproc`` processes here and, optionally, several nodes.
+
+    On one machine the rendezvous is c10d on ``127.0.0.1`` with a free port, this node's address is
+    ``127.0.0.1`` and gloo talks over the loopback interface: nothing listens on other interfaces. With
+    ``nodes`` the user's ``--nnodes`` / ``--rdzv-endpoint`` / ``--rdzv-id`` (/ ``--node-rank``) go to torchrun
+    as given (a loopback endpoint keeps everything on loopback, e.g. two "nodes" on one machine in tests).
+
+    Example:
+        >>> torchrun_args(2)[0][:3]
+        ['--nnodes=1', '--nproc-per-node=2', '--rdzv-backend=c10d']
+    """
     if nproc < 1:
         raise TrainingError(f"--nproc must be at least 1, got {nproc}.")
-    cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        f"--nproc_per_node={nproc}",
-        "-m",
-        "zoo",
-        *argv,
-    ]
-    return subprocess.call(cmd)
+    env: dict[str, str] = {}
+    multi = nodes is not None and (nodes.rdzv_endpoint is not None or str(nodes.nnodes) != "1")
+    if not multi:
+        args = [
+            "--nnodes=1",
+            f"--nproc-per-node={nproc}",
+            "--rdzv-backend=c10d",
+            f"--rdzv-endpoint={LOOPBACK}:0",  # port 0: a free port, as torchrun --standalone picks
+            f"--local-addr={LOOPBACK}",
+            f"--rdzv-id=zoo-{os.getpid()}",
+        ]
+        loopback = True
+    else:
+        assert nodes is not None
+        if not nodes.rdzv_endpoint:
+            raise TrainingError(
+                f"--nnodes {nodes.nnodes} needs --rdzv-endpoint HOST:PORT (the same on every node: one node's "
+                "address and a free port; see docs/training.md)."
+            )
+        host = nodes.rdzv_endpoint.rsplit(":", 1)[0] if ":" in nodes.rdzv_endpoint else nodes.rdzv_endpoint
+        if ":" not in nodes.rdzv_endpoint or not nodes.rdzv_endpoint.rsplit(":", 1)[1].isdigit():
+            raise TrainingError(f"--rdzv-endpoint {nodes.rdzv_endpoint!r} is not HOST:PORT (e.g. 10.0.0.5:29500).")
+        args = [
+            f"--nnodes={nodes.nnodes}",
+            f"--nproc-per-node={nproc}",
+            "--rdzv-backend=c10d",
+            f"--rdzv-endpoint={nodes.rdzv_endpoint}",
+            f"--rdzv-id={nodes.rdzv_id}",
+        ]
+        if nodes.node_rank is not None:
+            args.append(f"--node-rank={nodes.node_rank}")
+        loopback = _is_loopback(host)
+        if loopback:
+            args.append(f"--local-addr={LOOPBACK}")
+    if loopback:
+        env["ZOO_BIND_LOOPBACK"] = "1"
+        if sys.platform.startswith("linux") and "GLOO_SOCKET_IFNAME" not in os.environ:
+            env["GLOO_SOCKET_IFNAME"] = "lo"  # gloo's sockets on loopback too
+    return args, env
+
+
+def launch(nproc: int, argv: Sequence[str], nodes: MultiNode | None = None) -> int:
+    """Run ``python -m zoo <argv>`` under torchrun with ``nproc`` local processes; returns the exit status.
+
+    See :func:`torchrun_args` for the rendezvous (loopback on one machine, the user's endpoint across nodes).
+    """
+    import signal
+
+    args, env = torchrun_args(nproc, nodes)
+    cmd = [sys.executable, "-m", "zoo.train.distributed", *args, "-m", "zoo", *argv]
+    proc = subprocess.Popen(cmd, env={**os.environ, **env})
+
+    def forward(signum: int, frame: Any) -> None:  # torchrun passes it on; the workers checkpoint and stop
+        proc.send_signal(signum)
+
+    def ignore(signum: int, frame: Any) -> None:  # Ctrl-C reaches torchrun and the workers from the terminal
+        pass
+
+    previous = {
+        signal.SIGINT: signal.signal(signal.SIGINT, ignore),
+        signal.SIGTERM: signal.signal(signal.SIGTERM, forward),
+    }
+    try:
+        code = proc.wait()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return 128 - code if code < 0 else code
+
+
+def _loopback_stores() -> None:
+    """Make torchrun's TCP stores (rendezvous and worker bootstrap) listen on 127.0.0.1 only.
+
+    torch's ``TCPStore`` server listens on every interface whatever host it is given; it accepts a socket already
+    bound (``master_listen_fd``), so the launcher binds one to loopback for each store torchrun creates.
+    """
+    import socket
+
+    from torch.distributed import TCPStore
+    from torch.distributed.elastic.rendezvous import c10d_rendezvous_backend, dynamic_rendezvous
+
+    sockets: list[socket.socket] = []  # kept open for the life of the launcher
+
+    def loopback_store(host_name: str, port: int, *args: Any, is_master: bool = False, **kwargs: Any) -> TCPStore:
+        if not is_master or kwargs.get("master_listen_fd") is not None:
+            return TCPStore(host_name, port, *args, is_master=is_master, **kwargs)
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            sock.bind((LOOPBACK, int(port)))
+            sock.listen(1024)
+        except OSError as exc:  # the port is taken (e.g. another node on this machine hosts it): let torch retry
+            sock.close()
+            raise RuntimeError(f"cannot listen on {LOOPBACK}:{port}: {exc}") from None
+        sockets.append(sock)
+        return TCPStore(host_name, int(port), *args, is_master=True, master_listen_fd=sock.fileno(), **kwargs)
+
+    c10d_rendezvous_backend.TCPStore = loopback_store  # type: ignore[assignment]
+
+    def create_server(self: Any, master_addr: str, master_port: int) -> TCPStore:
+        return loopback_store(master_addr, master_port, is_master=True, multi_tenant=True)
+
+    dynamic_rendezvous.DynamicRendezvousHandler._create_tcp_store_server = create_server  # type: ignore[method-assign]
+
+
+if __name__ == "__main__":  # python -m zoo.train.distributed <torchrun options> -m zoo ...
+    if os.environ.pop("ZOO_BIND_LOOPBACK", "") == "1":
+        _loopback_stores()
+    from torch.distributed.run import main as _torchrun
+
+    _torchrun(sys.argv[1:])

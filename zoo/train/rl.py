@@ -42,7 +42,9 @@ class RLTrainSpec(AdversarialTrainSpec):
     """The ``train`` section of the ``rl`` trainer (plus the keys every adversarial trainer shares)."""
 
     batch_size: int = Field(20, ge=1, description="episodes (photos) per agent update (20 in the paper)")
-    d_steps: int = Field(5, ge=0, description="discriminator updates per agent update: 1 on the batch, the rest replayed")
+    d_steps: int = Field(
+        5, ge=0, description="discriminator updates per agent update: 1 on the batch, the rest replayed"
+    )
     replay_size: int = Field(1000, ge=0, description="real and edited images kept for the extra discriminator steps")
     lr_d: float | None = Field(1e-4, gt=0, description="discriminator learning rate")
     betas_d: tuple[float, float] | None = (0.5, 0.999)
@@ -218,4 +220,4 @@ def _cache_thumbnails(dataset: Any, data_cfg: dict[str, Any], size: int, log: An
     dataset.load_target = cached(dataset.load_target)
 
 
-__all__ = ["RLModelSpec", "RLTrainSpec", "RLTrainer", "RewardSpec"]
+__all__ = ["RLModelSpec", "RLTrainSpec", "RLTrainer"]

@@ -97,6 +97,9 @@ class Tracker:
         self._resume_run: str | None = None
         self._monitor: Any = None
         self._started = False
+        self.offline_since: int | None = None  # the step at which the store stopped answering
+        self.not_logged: dict[str, int] = {}  # what could not be logged since, by kind
+        self._offline_reason = ""
 
     @classmethod
     def for_run(
@@ -143,6 +146,16 @@ class Tracker:
         if not self.active:
             return
         import mlflow
+
+        if self.uri.startswith(("http://", "https://")):
+            # a server that stops answering mid-run must not stall training for minutes per call (MLflow's
+            # defaults retry 7 times with exponential backoff): fail fast, then the run goes on without it
+            for name, value in (
+                ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2"),
+                ("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1"),
+                ("MLFLOW_HTTP_REQUEST_TIMEOUT", "30"),
+            ):
+                os.environ.setdefault(name, value)
 
         mlflow.set_tracking_uri(self.uri)
         recipe = trainer.recipe
@@ -236,9 +249,47 @@ class Tracker:
 
     # ------------------------------------------------------------------------------------------- logging
 
-    def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
+    def _usable(self, kind: str) -> bool:
+        """Whether to call the store now; once it failed, count what is not logged instead of retrying."""
         if not self.active or not self._started:
+            return False
+        if self.offline_since is not None:
+            self.not_logged[kind] = self.not_logged.get(kind, 0) + 1
+            return False
+        return True
+
+    def _failed(self, kind: str, step: int, exc: BaseException) -> None:
+        """The store stopped answering: say so once, keep training, remember what was not logged."""
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        self.offline_since, self._offline_reason = step, text[:200]
+        self.not_logged[kind] = self.not_logged.get(kind, 0) + 1
+        log.warning(
+            "MLflow store %s stopped answering at step %d (%s): training goes on with local checkpoints; "
+            "nothing more is sent to MLflow for this run",
+            self.uri,
+            step,
+            self._offline_reason,
+        )
+
+    def missing_summary(self) -> str | None:
+        """A sentence on what was not logged because the store stopped answering (None when all was logged)."""
+        if self.offline_since is None:
+            return None
+        parts = ", ".join(f"{n} {kind}" for kind, n in sorted(self.not_logged.items()))
+        return (
+            f"MLflow store {self.uri} stopped answering at step {self.offline_since} ({self._offline_reason}); "
+            f"not logged to run {self.run_id}: {parts}. The local checkpoints and samples are complete."
+        )
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
+        if not self._usable("metric batches"):
             return
+        try:
+            self._log_metrics(metrics, step)
+        except Exception as exc:
+            self._failed("metric batches", step, exc)
+
+    def _log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
         import mlflow
 
         out = dict(metrics)
@@ -253,20 +304,26 @@ class Tracker:
         mlflow.log_metrics(out, step=step)
 
     def log_image(self, grid: np.ndarray, step: int) -> None:
-        if not self.active or not self._started:
+        if not self._usable("sample grids"):
             return
         import mlflow
 
-        mlflow.log_image(grid, artifact_file=f"samples/step_{step:07d}.png")
+        try:
+            mlflow.log_image(grid, artifact_file=f"samples/step_{step:07d}.png")
+        except Exception as exc:
+            self._failed("sample grids", step, exc)
 
     def log_checkpoint(self, path: Path, step: int) -> None:
-        if not self.active or not self._started:
+        if not self._usable("checkpoints"):
             return
         import mlflow
 
-        mlflow.set_tags({"zoo.checkpoint": str(Path(path).resolve()), "zoo.checkpoint_step": str(step)})
-        if self.spec.log_checkpoints:
-            mlflow.log_artifact(str(path), artifact_path="checkpoints")
+        try:
+            mlflow.set_tags({"zoo.checkpoint": str(Path(path).resolve()), "zoo.checkpoint_step": str(step)})
+            if self.spec.log_checkpoints:
+                mlflow.log_artifact(str(path), artifact_path="checkpoints")
+        except Exception as exc:
+            self._failed("checkpoints", step, exc)
 
     def finish(self, trainer: Any | None, status: str) -> None:
         """Log the final generator (when ``trainer`` is given) and close the run with ``status``."""
@@ -278,11 +335,26 @@ class Tracker:
             if self._monitor is not None:
                 self._monitor.finish()
                 self._monitor = None
-            if trainer is not None and self.spec.log_model:
-                self._log_model(trainer)
+            if trainer is not None and self.spec.log_model and self._usable("final model"):
+                try:
+                    self._log_model(trainer)
+                except Exception as exc:
+                    self._failed("final model", trainer.step, exc)
         finally:
-            mlflow.end_run(status=status)
+            try:
+                if self.offline_since is None:
+                    mlflow.end_run(status=status)
+                else:  # one try (the run stays RUNNING in the store if it still does not answer)
+                    try:
+                        mlflow.end_run(status=status)
+                    except Exception:
+                        self.not_logged[f"run status ({status})"] = 1
+            except Exception as exc:
+                self._failed(f"run status ({status})", getattr(trainer, "step", -1), exc)
             self._started = False
+            summary = self.missing_summary()
+            if summary:
+                log.warning("%s", summary)
 
     def _log_model(self, trainer: Any) -> None:
         """Log the final generator as the weights-only folder ``model/`` (no pickle; see zoo.model_registry)."""

@@ -184,7 +184,7 @@ function addListItem(name) {
 }
 
 async function upload(files) {
-  let first = null;
+  let first = null, refused = 0;
   for (const file of files) {
     const li = addListItem(`${file.name} …`);
     try {
@@ -205,11 +205,12 @@ async function upload(files) {
       li.textContent = `${file.name}: refused`;
       li.className = "bad";
       li.title = e.message;
+      refused += 1;
       showMessage(e.message);
     }
   }
   if (first) {
-    if (!document.querySelector(".bad")) showMessage("");
+    if (!refused) showMessage("");
     await select(first);
   }
 }
@@ -286,7 +287,7 @@ function wire() {
   });
   $("export").addEventListener("click", exportPhoto);
   document.addEventListener("keydown", (ev) => {
-    if (ev.key === "b" && S.current && ev.target.tagName !== "INPUT") { setBefore(!S.showBefore); render(); }
+    if (ev.key === "b" && S.current && !ev.ctrlKey && !ev.metaKey && !ev.altKey) { setBefore(!S.showBefore); render(); }
   });
 }
 
@@ -303,6 +304,7 @@ async function init() {
   $("model").textContent = what;
   $("reason").textContent = S.info.reason;
   document.body.dataset.mode = S.info.mode;
+  if (S.info.mode === "editor") $("reset").textContent = "Reset to neutral";
   buildSliders();
   document.body.dataset.ready = "1";
 }
