@@ -7,7 +7,7 @@ PIP    := $(BIN)/python -m pip
 export HF_HUB_OFFLINE := 1
 PYTEST_ARGS ?= -n 2
 
-.PHONY: setup test demo bench registry lint clean studio-screenshot
+.PHONY: setup test demo bench registry lint mutate clean studio-screenshot
 
 setup: $(STAMP)
 
@@ -34,6 +34,11 @@ studio-screenshot: setup
 
 registry: setup
 	$(BIN)/python tools/gen_registry.py
+
+# Mutation testing of the core numeric modules (mutmut 3; slow, not part of CI). MUTATE=group... picks groups
+# (python tools/mutate.py --list); survivors: python tools/mutate.py --survivors GROUP. See docs/testing.md.
+mutate: setup
+	$(BIN)/python tools/mutate.py $(MUTATE)
 
 lint: setup
 	$(BIN)/ruff check zoo tools tests && $(BIN)/ruff format --check zoo tools tests

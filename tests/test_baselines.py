@@ -178,8 +178,9 @@ def test_load_model_builds_training_free_generators_and_refuses_learners():
     assert m.generator.target == 0.3 and m.source == "generator gamma"
     m = load_model(generator="{name: clahe, clip_limit: 3.0}", device="cpu")
     assert m.generator.clip_limit == 3.0
-    with pytest.raises(DataError, match=r"'enlightengan_unet': this generator learns \(backprop\) and would run"):
+    with pytest.raises(DataError, match=r"'enlightengan_unet': this generator learns \(backprop\) and would run") as e:
         load_model(generator="enlightengan_unet", device="cpu")
+    assert "Training-free generators: clahe, gamma, histogram_equalization." in str(e.value)
     with pytest.raises(Exception, match="Did you mean 'clahe'"):
         load_model(generator="clahee", device="cpu")
 
@@ -226,6 +227,7 @@ def test_cli_eval_compares_several_models_in_one_table(tmp_path):
         ],
     )
     assert res.exit_code == 0, res.output
+    assert "in [baseline:histogram_equalization]" in res.output and "in (input)" in res.output  # not eaten as markup
     import json
 
     sets = {s["set"]: s for s in json.loads((tmp_path / "scores.json").read_text())["sets"]}

@@ -290,3 +290,21 @@ def test_runner_reports_edit_folder_without_isadirectoryerror(tmp_path):
     res = CliRunner().invoke(app, ["edit", str(tmp_path / "in"), "--out", str(tmp_path / "o"), "--quiet"])
     assert res.exit_code == 0, res.output
     assert (tmp_path / "o" / "a.png").is_file()
+
+
+def test_export_output_problems_are_not_blamed_on_torch_export(tmp_path, model, monkeypatch, capsys):
+    import tempfile
+
+    blocker = tmp_path / "afile"
+    blocker.write_text("x")
+    code, err = _run(["export", "-c", "x.pt", "--onnx", str(tmp_path)], capsys)
+    assert code == 2 and "is a folder; give a file name" in err and "torch.export" not in err
+    code, err = _run(["export", "-c", "x.pt", "--onnx", str(blocker / "m.onnx")], capsys)
+    assert code == 2 and "is a file, not a folder" in err and "torch.export" not in err
+
+    def read_only(*args, **kwargs):
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr(tempfile, "mkstemp", read_only)
+    code, err = _run(["export", "-c", "x.pt", "--onnx", str(tmp_path / "m.onnx")], capsys)
+    assert code == 2 and "no permission to write" in err and "m.onnx" in err and "torch.export" not in err

@@ -158,7 +158,14 @@ def test_rl_editor_weights_that_are_not_weights(tmp_path):
 
     np.save(tmp_path / "objs.npy", np.array([Evil()], dtype=object), allow_pickle=True)
     (tmp_path / "objs.npy").rename(npz)
-    for path, expected in ((junk, "not a readable"), (pkl, "pickle"), (tensor, "holds a Tensor"), (npz, "npz")):
+    cases = (
+        (junk, "not a readable"),
+        (pkl, "pickle"),
+        (tensor, "holds a Tensor"),
+        (npz, "npz"),
+        (tmp_path, "a folder"),
+    )
+    for path, expected in cases:
         with pytest.raises(DataError, match=expected) as info:
             create("generator", {"name": "rl_editor", "weights": str(path)})
         assert "weights_only=False" not in str(info.value)

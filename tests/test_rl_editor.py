@@ -142,8 +142,9 @@ def test_zoo_enhance_writes_named_slider_sidecars(tmp_path) -> None:
     weights = shared_path("reference", "kosugi", "generator_weights_for_demo.npz")
     recipe = tmp_path / "r.yaml"
     recipe.write_text(
-        "name: t\ndata: {name: synthetic, size: 2}\n"
-        f"model: {{generator: {{name: rl_editor, weights: '{weights}'}}}}\n"
+        "name: t\ndata: {name: synthetic, size: 2, resize: 64}\n"
+        f"model: {{generator: {{name: rl_editor, weights: '{weights}'}}, algorithm: {{name: a2c}},\n"
+        "  discriminators: {critic: {network: {name: kosugi_critic}, objective: {name: wgan_gp}}}}\n"
         "train: {trainer: rl}\ntracking: {enabled: false}\n"
     )
     rng = np.random.default_rng(0)

@@ -312,6 +312,45 @@ def test_cli_model_options_pick_the_mode(one_thread):
         assert model.mode == "before_after" and "histogram_equalization is not a slider generator" in model.reason
 
 
+def test_cli_errors_are_sentences():
+    from zoo.cli.main import app
+    from zoo.errors import UnknownComponentError
+
+    res = CliRunner().invoke(app, ["studio", "--software", "lightroom_basc"])
+    assert isinstance(res.exception, UnknownComponentError) and "Did you mean 'lightroom_basic'" in str(res.exception)
+    res = CliRunner().invoke(app, ["studio", "--help"])
+    assert res.exit_code == 0 and "--pretrained" in res.output and "--host" in res.output
+
+
+def test_server_binds_loopback_prints_its_address_and_cleans_up(one_thread):
+    """zoo studio's own server (uvicorn) on a free port: the announced address answers, the folder goes at exit."""
+    import threading
+    import time
+    import urllib.request
+
+    from zoo.studio.server import make_server
+
+    studio = Studio(studio_model(None))
+    lines: list[str] = []
+    server = make_server(studio, port=0, announce=lines.append)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 20
+        while not lines and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert lines and lines[0].startswith("zoo studio: open http://127.0.0.1:"), lines
+        url = lines[0].split("open ", 1)[1].split(" ", 1)[0]
+        with urllib.request.urlopen(url, timeout=10) as res:
+            assert res.status == 200 and b"zoo studio" in res.read()
+        listening = [sock.getsockname()[0] for s in server.servers for sock in s.sockets]
+        assert listening == ["127.0.0.1"]
+    finally:
+        server.should_exit = True
+        thread.join(timeout=20)
+    assert not thread.is_alive() and not studio.folder.exists()
+
+
 # ------------------------------------------------------------------------------------------- bad input
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import threading
 import time
 import urllib.request
@@ -23,7 +22,7 @@ from PIL import Image
 
 from zoo.errors import ZooError
 from zoo.registry import create
-from zoo.studio.app import create_app
+from zoo.studio.server import make_server
 from zoo.studio.state import Studio, studio_model
 
 CHROMIUM = next((p for p in map(shutil.which, ("chromium", "chromium-browser", "google-chrome")) if p), None)
@@ -43,7 +42,7 @@ def _browser():
         )
     opts = webdriver.ChromeOptions()
     opts.binary_location = CHROMIUM
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1320,740"):
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1320,800"):
         opts.add_argument(arg)
     opts.add_argument("--force-device-scale-factor=1")
     try:
@@ -53,31 +52,25 @@ def _browser():
 
 
 class _Server:
-    """uvicorn in a thread on a free loopback port (bound before the thread starts, so no race)."""
+    """``zoo studio``'s own server (:func:`zoo.studio.server.make_server`) in a thread, on a free loopback port."""
 
     def __init__(self, studio: Studio) -> None:
-        import uvicorn
-
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
-        config = uvicorn.Config(create_app(studio), log_level="warning", lifespan="on")
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
+        self.lines: list[str] = []
+        self.server = make_server(studio, port=0, announce=self.lines.append)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     def __enter__(self) -> str:
         self.thread.start()
-        deadline = time.monotonic() + 20
-        while not self.server.started:
+        deadline = time.monotonic() + 30
+        while not self.lines:
             if time.monotonic() > deadline or not self.thread.is_alive():
                 raise RuntimeError("the studio server did not start")
             time.sleep(0.05)
-        return f"http://127.0.0.1:{self.port}"
+        return self.lines[0].split("open ", 1)[1].split(" ", 1)[0].rstrip("/")
 
     def __exit__(self, *exc: object) -> None:
         self.server.should_exit = True
-        self.thread.join(timeout=10)
-        self.sock.close()
+        self.thread.join(timeout=20)
 
 
 def _source_photo(tmp_path: Path) -> Path:
@@ -173,7 +166,7 @@ def test_studio_in_a_real_browser(tmp_path, one_thread):
             # move the exposure slider with the mouse, 0.3 of its travel away from the proposal
             slider = driver.find_element(By.CSS_SELECTOR, '#slider-form input[data-name="exposure"]')
             u0 = float(slider.get_attribute("value"))  # position in [-1, 1]
-            up = u0 < 0.4
+            up = u0 < 0  # towards neutral first, so the picture stays pleasant
             target = u0 + (0.3 if up else -0.3)
             offset = int(slider.size["width"] * target / 2)  # from the slider's centre
             ActionChains(driver).move_to_element_with_offset(slider, offset, 0).click().perform()

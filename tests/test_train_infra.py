@@ -136,8 +136,9 @@ class _Evil:
 
 def test_load_checkpoint_is_weights_only_and_checks_format(tmp_path):
     torch.save({"format": ckpt.FORMAT, "x": _Evil()}, tmp_path / "evil.pt")
-    with pytest.raises(DataError, match="weights_only"):
+    with pytest.raises(DataError, match="a pickle that could run code") as info:
         ckpt.load_checkpoint(tmp_path / "evil.pt")
+    assert "weights_only=False" not in str(info.value)  # torch's "load it unsafely" advice is not passed on
     torch.save({"conv1_1.weight": torch.zeros(1)}, tmp_path / "foreign.pth")
     with pytest.raises(DataError, match="not an enhance-zoo checkpoint"):
         ckpt.load_checkpoint(tmp_path / "foreign.pth")
@@ -195,10 +196,57 @@ def test_devices():
         assert torch.get_autocast_dtype("cpu") is not None and not torch.is_autocast_enabled("cpu")
 
 
-@pytest.mark.gpu
-def test_cuda_run_uses_bf16_and_channels_last(tmp_path, tiny_trainer):
-    res = train(load_recipe(tiny_recipe(tmp_path / "r.yaml", steps=2), ["train.device=cuda"]), quiet=True)
+def _run_recording_layouts(tmp_path, monkeypatch, device: str) -> tuple:
+    """Train the tiny recipe for 2 steps on ``device``, recording the networks and batches the trainer made."""
+    from zoo.train import base
+
+    modules, batches = [], []
+    add, next_batch = base.Trainer.add_module, base.Trainer.next_batch
+
+    def add_spy(self, name, module, **kw):
+        out = add(self, name, module, **kw)
+        modules.append(self.module(name))
+        return out
+
+    def next_spy(self):
+        batch = next_batch(self)
+        batches.append(batch)
+        return batch
+
+    monkeypatch.setattr(base.Trainer, "add_module", add_spy)
+    monkeypatch.setattr(base.Trainer, "next_batch", next_spy)
+    res = train(load_recipe(tiny_recipe(tmp_path / "r.yaml", steps=2), [f"train.device={device}"]), quiet=True)
     assert res.steps == 2 and all(np.isfinite(list(res.metrics.values())))
+    weights = [p for m in modules for p in m.parameters() if p.dim() == 4]
+    images = [v for b in batches for v in b.values() if isinstance(v, torch.Tensor) and v.dim() == 4]
+    assert weights and images
+    return weights, images
+
+
+def test_cpu_run_keeps_the_default_layout(tmp_path, tiny_trainer, monkeypatch):
+    weights, images = _run_recording_layouts(tmp_path, monkeypatch, "cpu")
+    cl = torch.channels_last
+    assert not any(w.is_contiguous(memory_format=cl) and not w.is_contiguous() for w in weights)
+    assert all(x.is_contiguous() for x in images)
+
+
+@pytest.mark.gpu
+def test_cuda_run_puts_networks_and_batches_channels_last(tmp_path, tiny_trainer, monkeypatch):
+    weights, images = _run_recording_layouts(tmp_path, monkeypatch, "cuda")
+    assert all(w.is_cuda and w.is_contiguous(memory_format=torch.channels_last) for w in weights)
+    assert all(x.is_cuda and x.is_contiguous(memory_format=torch.channels_last) for x in images)
+
+
+@pytest.mark.gpu
+def test_cuda_autocast_is_bf16():
+    """What ``Trainer.autocast()`` gives a trainer's step on CUDA: bf16 autocast (matmuls come out in bf16)."""
+    cuda = torch.device("cuda")
+    a = torch.randn(8, 8, device=cuda)
+    with autocast(cuda, True):
+        assert torch.is_autocast_enabled("cuda") and torch.get_autocast_dtype("cuda") == torch.bfloat16
+        assert (a @ a).dtype == torch.bfloat16
+    with autocast(cuda, False):
+        assert (a @ a).dtype == torch.float32
 
 
 def test_image_grid_layout():

@@ -126,8 +126,8 @@ def reference_case(sw: Any, quick: bool) -> list[dict]:
             value=round(ref_s / t, 1),
             unit="x",
             target=f">= {REFERENCE_SPEEDUP_TARGET}",
-            notes=f"reference: {ref_s:.3f} s, median of {meta['reps']} in timings.json "
-            f"({meta['machine'].split(', Python')[0]})",
+            notes=f"reference editor (PhotoEditor, float64 NumPy/OpenCV): {ref_s:.3f} s, median of {meta['reps']} "
+            f"in timings.json ({meta['machine'].split(', Python')[0]})",
         ),
     ]
 

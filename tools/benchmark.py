@@ -1,6 +1,6 @@
 """Run every benchmark of the project on this machine and write one markdown table with the machine described.
 
-    python tools/benchmark.py [--quick] [--only editing,generator,rl,niqe] [--threads N] [-o docs/benchmarks.md]
+    python tools/benchmark.py [--quick] [--only editing,generator,rl,niqe,studio] [--threads N] [-o docs/benchmarks.md]
 
 Each area keeps its own script in ``tools/`` exposing ``run(quick: bool = False) -> list[dict]``, one dict per
 row with keys ``benchmark, case, value, unit, target, notes`` (values are medians over repeats). ``target`` is a
@@ -14,6 +14,7 @@ writes "met" by hand.
 | generator (issue 4: eager / the zoo path (prepare_for_inference) / onnxruntime) | ``tools/bench_generator.py`` |
 | rl (issue 5: agent updates per second, 12 MP inference) | ``tools/bench_rl.py`` |
 | niqe (issue 7: one 1 MP photo, and the 64 DICM photos) | this file |
+| studio (issue 13: one slider move, opening a 12 MP photo) | ``tools/bench_studio.py`` |
 
 Every area runs in a fresh Python process (so peak-memory numbers are not polluted by another area) and the
 areas run one after the other. A missing script, one without ``run``, or one that fails shows up as such in the
@@ -51,6 +52,7 @@ AREAS: dict[str, str | None] = {
     "generator": "tools/bench_generator.py",
     "rl": "tools/bench_rl.py",
     "niqe": None,  # built in: bench_niqe below
+    "studio": "tools/bench_studio.py",
 }
 COLUMNS = ("benchmark", "case", "value", "unit", "ratio", "target", "met", "notes")
 HEADER = "| " + " | ".join(COLUMNS) + " |"

@@ -89,6 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--summary", default="")
     parser.add_argument("--recipe-file", default=None, help="the recipe file trained (recorded)")
     parser.add_argument("--commit", default=None, help="the commit the model was trained at (default: HEAD)")
+    parser.add_argument("--notes", default=None, help="anything a reader should know (recorded)")
     parser.add_argument("--dicm", type=Path, default=ROOT.parent / "shared" / "data" / "lowlight" / "DICM")
     parser.add_argument("--no-eval", action="store_true")
     parser.add_argument("--out", type=Path, default=ROOT / "zoo" / "pretrained")
@@ -121,6 +122,7 @@ def main(argv: list[str] | None = None) -> int:
         "recipe": {"name": recipe.get("name"), "file": args.recipe_file, "resolved": RECIPE},
         "command": args.command,
         "commit": args.commit or git_commit(),
+        **({"notes": args.notes} if args.notes else {}),
         "created": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "training": _training_time(state),
         "data": {"folders": [_portable(f) for f in folders], "never_trained_on": list(EVALUATION_SETS)},

@@ -93,8 +93,11 @@ def load_failure(exc: BaseException) -> str:
     import re
 
     text = str(exc).strip()
-    if "Unsupported global" in text or "allow_pickle" in text:
+    pickled = ("Unsupported global", "unsupported GLOBAL", "Object arrays cannot be loaded", "is blocked")
+    if any(m in text for m in pickled):
         return "it holds Python objects, not only numbers (a pickle that could run code), which the zoo does not load"
+    if "pickled data" in text and "allow_pickle" in text:  # numpy found no .npy/.npz signature
+        return "it is not a NumPy .npz/.npy file (NumPy could only read it as a pickle, which the zoo never loads)"
     detail = re.search(r"WeightsUnpickler error:\s*(.*?)\s*(?:Check the documentation|$)", text, re.S)
     if detail is not None or "weights_only" in text:
         why = " ".join(detail.group(1).split())[:200] if detail is not None else "not a PyTorch file"

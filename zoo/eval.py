@@ -597,18 +597,19 @@ def log_to_mlflow(
 def print_results(results: Sequence[EvalResult], *, per_image: bool = False, console: Any = None) -> None:
     """Print one table of set means (and, with ``per_image``, one per set) with rich."""
     from rich.console import Console
+    from rich.markup import escape  # set and file names are data: "DICM [baseline:clahe]" is not markup
     from rich.table import Table
 
     console = console or Console()
     names = list(dict.fromkeys(n for r in results for n in r.metrics))
     if per_image:
         for res in results:
-            t = Table(title=f"{res.name}: per image")
+            t = Table(title=f"{escape(res.name)}: per image")
             t.add_column("image")
             for n in names:
                 t.add_column(n, justify="right")
             for row in res.rows:
-                t.add_row(row["image"], *[_fmt(row.get(n)) for n in names])
+                t.add_row(escape(row["image"]), *[_fmt(row.get(n)) for n in names])
             console.print(t)
     t = Table(title="means")
     t.add_column("set")
@@ -619,7 +620,7 @@ def print_results(results: Sequence[EvalResult], *, per_image: bool = False, con
         t.add_column(f"{n}{arrow}", justify="right")
     for res in results:
         means = res.means()
-        t.add_row(res.name, str(len(res.rows)), *[_fmt(means.get(n)) for n in names])
+        t.add_row(escape(res.name), str(len(res.rows)), *[_fmt(means.get(n)) for n in names])
     console.print(t)
     for res in results:
         if res.unmatched_pred:

@@ -161,3 +161,19 @@ def ensure_parent(path: str | os.PathLike[str]) -> Path:
         raise OutputError(f"Cannot write {path}: it is a folder; give a file name.")
     ensure_dir(path.parent)
     return path
+
+
+def check_writable(path: str | os.PathLike[str]) -> Path:
+    """Check, before long work, that a file can be written at ``path`` (a probe file is created and removed).
+
+    Raises:
+        OutputError: a read-only folder or a full disk, as a sentence naming ``path``.
+    """
+    import tempfile
+
+    path = Path(path)
+    with writing(path):
+        fd, probe = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".probe", dir=path.parent)
+        os.close(fd)
+        os.unlink(probe)
+    return path

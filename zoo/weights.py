@@ -25,7 +25,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from zoo.errors import DataError
+from zoo.errors import DataError, load_failure
 
 __all__ = [
     "WEIGHTS_FILE",
@@ -118,10 +118,7 @@ def read_weights(path: str | os.PathLike[str]) -> dict[str, Any]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise DataError(
-            f"{path} cannot be read as a weights-only file (torch.load with weights_only=True refused it: {first})."
-        ) from None
+        raise DataError(f"{path} cannot be read as a weights-only file: {load_failure(exc)}.") from None
     if not isinstance(state, dict) or state.get("format") != WEIGHTS_FORMAT:
         found = sorted(map(str, state))[:8] if isinstance(state, dict) else type(state).__name__
         raise DataError(

@@ -40,7 +40,8 @@ def enhance_cmd(
 
     Writes one image per input; generators that edit with sliders (RL editing) also write a JSON sidecar with
     the named slider values, and with --xmp an XMP sidecar Lightroom / Camera Raw can read. Unreadable files
-    are skipped and listed.
+    are skipped and listed. Every input gets its own output: inputs that would share a name (a.jpg, a.bmp) keep
+    their extension in it (a.jpg.png, a.bmp.png); an output that would replace an input is refused before any work.
     """
     from rich.console import Console
 

@@ -24,6 +24,9 @@ def export_cmd(
 
     from zoo.export import export_onnx
     from zoo.inference import load_model
+    from zoo.outputs import check_writable, ensure_parent
+
+    check_writable(ensure_parent(onnx))  # an I/O problem is said as one, before the export (not blamed on it)
 
     model = load_model(
         checkpoint=checkpoint,

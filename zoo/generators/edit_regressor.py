@@ -17,7 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from zoo.contracts import GeneratorContract, SliderGenerator
-from zoo.errors import DataError, InputError, ParameterError, suggest
+from zoo.errors import DataError, InputError, ParameterError, load_failure, suggest
 from zoo.registry import create, register, split_block
 
 __all__ = ["EditRegressor", "KosugiTrunk"]
@@ -208,12 +208,14 @@ class EditRegressor(SliderGenerator):
             DataError: the file is missing or unreadable, or its tensors do not fit this network.
         """
         p = Path(path).expanduser()
+        if p.is_dir():
+            raise DataError(f"generator 'edit_regressor': weights {p} is a folder; give the weights file.")
         if not p.is_file():
             raise DataError(f"generator 'edit_regressor': weights file {p} does not exist.")
         try:
             state = torch.load(p, map_location="cpu", weights_only=True)
         except Exception as exc:  # pickle, zip and truncation errors: say which file
-            raise DataError(f"generator 'edit_regressor': cannot read {p} with weights_only=True ({exc}).") from None
+            raise DataError(f"generator 'edit_regressor': cannot read {p}: {load_failure(exc)}.") from None
         if isinstance(state, Mapping) and state.get("format") == "enhance-zoo-checkpoint":
             from zoo.checkpoint_io import generator_state
 

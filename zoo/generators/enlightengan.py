@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from zoo.contracts import Generator, GeneratorContract
-from zoo.errors import DataError, InputError
+from zoo.errors import DataError, InputError, load_failure
 from zoo.layers.blocks import ConvActNorm
 from zoo.registry import register
 
@@ -324,14 +324,15 @@ def convert_official_state_dict(state: Mapping[str, Tensor], model: nn.Module | 
 
 def _read_state(path: str | os.PathLike[str]) -> Mapping[str, Tensor]:
     p = Path(path).expanduser()
+    if p.is_dir():
+        raise DataError(f"generator 'enlightengan_unet': weights {str(p)!r} is a folder; give the weights file.")
     if not p.is_file():
         raise DataError(f"generator 'enlightengan_unet': weights file {str(p)!r} does not exist.")
     try:
         obj = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as exc:  # pickle errors, truncated files, non-tensor payloads
         raise DataError(
-            f"generator 'enlightengan_unet': cannot read weights from {str(p)!r} with torch.load(weights_only=True): "
-            f"{exc}"
+            f"generator 'enlightengan_unet': cannot read weights from {str(p)!r}: {load_failure(exc)}."
         ) from None
     if isinstance(obj, Mapping) and obj.get("format") == "enhance-zoo-checkpoint":
         from zoo.checkpoint_io import generator_state

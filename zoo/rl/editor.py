@@ -183,6 +183,8 @@ class RLEditor(PolicySliderGenerator):
     def load_weights(self, path: str | Path) -> None:
         """Load the released Chainer ``.npz`` into the policy, or a ``.pt`` state dict of this module."""
         path = Path(path).expanduser()
+        if path.is_dir():
+            raise DataError(f"generator 'rl_editor': weights {path} is a folder; give the weights file (.npz or .pt).")
         if not path.is_file():
             raise DataError(f"generator 'rl_editor': weights file {path} does not exist.")
         if path.suffix == ".npz":

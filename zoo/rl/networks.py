@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from zoo.contracts import Policy
 from zoo.errors import DataError, InputError, ParameterError, load_failure
 from zoo.registry import register
 
@@ -31,7 +32,7 @@ def _conv_bn(conv: nn.Module, bn: nn.Module | None) -> nn.Sequential:
 
 
 @register("policy", "kosugi_actor_critic", paper=PAPER, tags=("rl_edit",))
-class KosugiActorCritic(nn.Module):
+class KosugiActorCritic(Policy):
     """Actor-critic network of RL-controlled editing: 64x64 thumbnail -> K x L slider logits and a state value.
 
     Shared trunk (ReLU): Conv 3->16 k3 s1 p1; 16->32 k3 s2 p1 BN; 32->48, 48->48, 48->64, 64->(L+12) (k2 s2 p1, BN),

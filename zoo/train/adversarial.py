@@ -230,7 +230,11 @@ def _size_fix(
     _, params = block_params("discriminator", block)
     if net.input_size is None:
         return f"make {size_key} at least {net.min_size}"
-    crop = f"{size_key}: {net.input_size[0]}" if net.input_size[0] == net.input_size[1] else f"{size_key} to fit"
+    h, w = net.input_size
+    if size_key == "data.height x data.width":
+        crop = f"data.height: {h} and data.width: {w} (or data.resize: {h})" if h == w else f"data.height: {h}"
+    else:
+        crop = f"{size_key}: {h}" if h == w else f"{size_key} to fit"
     if "image_size" in params and size[0] == size[1]:
         return f"set {key}.network.image_size: {size[0]}, or {crop}"
     return f"set {crop}"

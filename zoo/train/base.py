@@ -41,7 +41,7 @@ Hooks (override in the subclass)
     checked: a NaN or Inf stops the run naming the step and the key, keeping the last good checkpoint. Call
     ``self.next_batch()`` to draw more batches in one step (the data stream position is checkpointed).
 ``generator`` (property, required)
-    The live inference model, unwrapped (no DDP/compile wrapper). Logged with ``mlflow.pytorch`` at the end and
+    The live inference model, unwrapped (no DDP/compile wrapper). Logged weights-only (``model/``) at the end and
     sampled for image grids. If it is one of the modules added with :meth:`add_module`, checkpoints store it once.
 ``extra_state(self) -> dict`` / ``load_extra_state(self, state) -> None`` (optional)
     More state to checkpoint (e.g. an RL replay buffer): tensors, numbers, strings, lists and dicts only
@@ -71,7 +71,10 @@ a seeded, resumable data stream (DistributedSampler-compatible sharding, worker 
 progress bar (ETA + current metrics; off with ``quiet``), scheduler stepping (each added scheduler steps once after
 every ``train_step``), the NaN/Inf stop, atomic checkpoints every ``train.checkpoint_every`` steps and at the end,
 resume (modules, optimisers, schedulers, extra state, RNG states of every rank, data position, same MLflow run),
-MLflow tracking on rank 0 (see :mod:`zoo.train.tracking`) and the DDP process group.
+MLflow tracking on rank 0 (see :mod:`zoo.train.tracking`) and the DDP process group. Around the loop
+(:mod:`zoo.train.supervision`): the run folder is locked while training, SIGINT / SIGTERM stop after the current
+step with a checkpoint and the MLflow run marked KILLED, plain progress lines replace the bar when stderr is not a
+terminal, and a recipe name with path parts is refused.
 
 Entry point: :func:`train` (what ``zoo train`` calls).
 """
