@@ -449,3 +449,41 @@ def test_kosugi_sliders_apply_each_images_own_parameters():
     close(kosugi.tint(z, t([0.5, -0.5])), t([[0.5, 0.0, 1.0], [0.5, 1.0, 0.0]]))
     x = t([0.2, 0.6]).view(1, 1, 1, 2).expand(2, 3, 1, 2)
     close(kosugi.contrast(x, t([0.5, -0.5])), t([[0.1, 0.7], [0.3, 0.5]]).view(2, 1, 1, 2).expand(2, 3, 1, 2))
+
+
+def test_clarity_autograd_path_gives_the_same_known_values():
+    x = torch.full((1, 3, 16, 16), 0.5, dtype=torch.float64, requires_grad=True)
+    out = kosugi.clarity(x, t([1.0]))
+    close(out.detach(), torch.full((1, 3, 16, 16), 1.0 - 127.0 / 255.0), atol=1e-7)
+    out.sum().backward()  # straight-through truncation: d out / d x = 1 + a (1 - d bilateral / d x)
+    assert torch.isfinite(x.grad).all()
+
+
+@pytest.mark.parametrize("name", ["dehaze", "clarity"])
+def test_filters_leave_images_with_a_zero_amount_untouched(name):
+    """A batch mixing a zero and a non-zero amount: the zero one comes back bit-identical (the filter is skipped
+    for it), the other equals its own single-image result."""
+    fn = getattr(kosugi, name)
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(3, 3, 40, 56, generator=g, dtype=torch.float64)
+    amounts = t([0.0, 0.7, -0.4])
+    out = fn(x, amounts)
+    assert torch.equal(out[0], x[0])
+    for i in (1, 2):
+        single = fn(x[i : i + 1], amounts[i : i + 1])
+        assert torch.allclose(out[i : i + 1], single, atol=1e-6)
+        assert (single - x[i : i + 1]).abs().max() > 1e-3
+
+
+@pytest.mark.parametrize("hw", [(96, 128), (240, 300)])  # bilateral radius 4 (exact taps) and 9 (grid)
+def test_clarity_inference_path_equals_autograd_path(hw):
+    """The in-place no-grad path and the autograd path of clarity are the same maths (filter sizes, sigmas, the
+    8-bit truncation, the unsharp formula), at sizes where the bilateral window is several pixels wide."""
+    g = torch.Generator().manual_seed(hw[0])
+    x = torch.rand(2, 3, *hw, generator=g)
+    amount = torch.tensor([0.8, -0.6])
+    with torch.no_grad():
+        fast = kosugi.clarity(x, amount)
+    slow = kosugi.clarity(x, amount.clone().requires_grad_(True)).detach()
+    assert torch.allclose(fast, slow, atol=1e-5), float((fast - slow).abs().max())
+    assert (fast - x).abs().mean() > 1e-3

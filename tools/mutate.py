@@ -38,8 +38,19 @@ GROUPS: dict[str, tuple[list[str], list[str]]] = {
         ["tests/test_rl_bandit.py", "tests/test_rl_algorithms.py"],
     ),
     "editing_exposure": (["zoo/editing/exposure.py"], ["tests/test_known_editing.py"]),
-    "editing_kosugi": (["zoo/editing/kosugi.py"], ["tests/test_known_editing.py"]),
-    "editing_color": (["zoo/editing/color.py", "zoo/editing/fused.py"], ["tests/test_known_editing.py"]),
+    "editing_kosugi": (
+        ["zoo/editing/kosugi.py"],
+        [
+            "tests/test_known_editing.py",
+            "tests/test_editing_parity.py::test_parity_64_all_rows",
+            "tests/test_editing_software.py::test_dehaze_fused_fast_path_agrees_with_autograd_path",
+            "tests/test_editing_software.py::test_top_indices_threshold_path_selects_the_top_values",
+        ],
+    ),
+    "editing_color": (
+        ["zoo/editing/color.py", "zoo/editing/fused.py"],
+        ["tests/test_known_editing.py", "tests/test_editing_parity.py::test_parity_64_all_rows"],
+    ),
     "content_losses": (["zoo/losses/content.py"], ["tests/test_known_metrics.py"]),
     "metrics": (["zoo/metrics/fullref.py", "zoo/metrics/nr.py"], ["tests/test_known_metrics.py"]),
 }

@@ -88,6 +88,19 @@ def _check_images(x: Any, who: str) -> None:
         raise InputError(f"{who}: the images contain NaN or Inf.")
 
 
+def _check_policy_block(policy: Any, software: str, k: int, levels: int, size: int) -> None:
+    """K, L and the thumbnail size are set from the editor: a policy block that states others is a mistake."""
+    if not isinstance(policy, dict):
+        return
+    for key, want in (("num_params", k), ("levels", levels), ("thumbnail_size", size)):
+        if key in policy and policy[key] != want:
+            raise ParameterError(
+                f"generator 'rl_editor': policy.{key} is {policy[key]}, but the software {software!r} has K = {k} "
+                f"sliders and levels is {levels} (thumbnail {size}): the policy must have {key} = {want}. Remove "
+                f"policy.{key} (it is set from the software and levels) or make them agree."
+            )
+
+
 @register("generator", "rl_editor", paper=PAPER, tags=("rl_edit",))
 class RLEditor(PolicySliderGenerator):
     """RL-controlled editing software as a generator: policy on a 64x64 thumbnail, sliders applied at full size.
@@ -127,16 +140,7 @@ class RLEditor(PolicySliderGenerator):
         name = software if isinstance(software, str) else str(software.get("name"))
         k = len(software_slots(software))
         levels, size = int(params.get("levels", 33)), int(params.get("thumbnail_size", 64))
-        policy = params.get("policy")
-        if isinstance(policy, dict):  # K, L and the size are set from the editor: a block that says otherwise is wrong
-            for key, want in (("num_params", k), ("levels", levels), ("thumbnail_size", size)):
-                if key in policy and policy[key] != want:
-                    raise ParameterError(
-                        f"generator 'rl_editor': policy.{key} is {policy[key]}, but the software {name!r} has "
-                        f"K = {k} sliders and levels is {levels} (thumbnail {size}): the policy must have "
-                        f"{key} = {want}. Remove policy.{key} (it is set from the software and levels) or make "
-                        "them agree."
-                    )
+        _check_policy_block(params.get("policy"), name, k, levels, size)
         return GeneratorContract("policy", software=name, num_params=k, levels=levels, thumbnail_size=size)
 
     def __init__(
@@ -151,14 +155,8 @@ class RLEditor(PolicySliderGenerator):
         super().__init__()
         self.software = create("software", software, where="generator 'rl_editor': software")
         k = int(self.software.K)
+        _check_policy_block(policy, self.software.software_name, k, levels, thumbnail_size)
         if isinstance(policy, dict):
-            for key, want in (("num_params", k), ("levels", levels), ("thumbnail_size", thumbnail_size)):
-                if key in policy and policy[key] != want:
-                    raise ParameterError(
-                        f"generator 'rl_editor': the policy block says {key}={policy[key]}, but the software "
-                        f"{self.software.software_name!r} and the editor need {key}={want} (K = {k} sliders, "
-                        f"L = {levels} levels). Remove {key} from the policy block or make them agree."
-                    )
             policy = {**policy, "num_params": k, "levels": levels, "thumbnail_size": thumbnail_size}
         elif isinstance(policy, str):
             policy = {"name": policy, "num_params": k, "levels": levels, "thumbnail_size": thumbnail_size}

@@ -61,7 +61,6 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "no-referrer",
     "Cache-Control": "no-store",
 }
-LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
 
 
 def _error(status: int, message: str) -> JSONResponse:
@@ -74,7 +73,7 @@ def create_app(studio: Studio, *, host: str = "127.0.0.1", close_on_shutdown: bo
     Args:
         studio: the state (model, sessions, private folder).
         host: the address the server binds; requests must name it (or a loopback name) in ``Host``.
-            ``0.0.0.0`` / ``::`` (every interface) accepts any ``Host``.
+            ``0.0.0.0`` / ``::`` (every interface) or another IPv6 address accepts any ``Host``.
         close_on_shutdown: remove the private folder when the app shuts down.
 
     Returns:
@@ -192,8 +191,9 @@ def create_app(studio: Studio, *, host: str = "127.0.0.1", close_on_shutdown: bo
         Route(sp + "/{pid}/export", export, methods=["POST"]),
         Route(sp + "/{pid}/files/{kind}", export_file, methods=["GET"]),
     ]
-    everywhere = host in ("0.0.0.0", "::", "")
-    hosts = ["*"] if everywhere else sorted({host, *LOOPBACK})
+    # Every interface, or an IPv6 address (starlette's host check cuts "[::1]:8765" at its first colon): any Host.
+    everywhere = host in ("0.0.0.0", "::", "") or ":" in host
+    hosts = ["*"] if everywhere else sorted({host, "127.0.0.1", "localhost"})
     app = Starlette(
         routes=routes,
         middleware=[Middleware(TrustedHostMiddleware, allowed_hosts=hosts), Middleware(_RequireHeader)],

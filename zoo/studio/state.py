@@ -139,10 +139,21 @@ def studio_model(
 
 
 def propose(generator: nn.Module, images: Tensor) -> Tensor:
-    """The generator's slider values ``N x K`` for ``images`` (argmax for a policy: the generator is in eval).
+    """The generator's slider values for ``images`` (argmax for a policy: the generator is in eval mode).
 
     Uses :meth:`zoo.contracts.SliderGenerator.propose` when the generator has it, else the ``params`` its
     forward returns.
+
+    Args:
+        generator: a slider generator in eval mode (on any device).
+        images: ``N x 3 x H x W`` float in [0, 1], any size (moved to the generator's device).
+
+    Returns:
+        ``N x K`` float32 slider values on the CPU.
+
+    >>> from zoo.registry import create
+    >>> propose(create("generator", "rl_editor").eval(), torch.rand(1, 3, 40, 60)).shape
+    torch.Size([1, 12])
     """
     images = images.to(_device(generator))
     with torch.inference_mode():
@@ -172,7 +183,18 @@ def preview_size(height: int, width: int, side: int = PREVIEW_SIDE) -> tuple[int
 
 
 def downscale(image: Tensor, side: int = PREVIEW_SIDE) -> Tensor:
-    """Area-average ``1 x 3 x H x W`` down to the preview size (a copy; never enlarged)."""
+    """Area-average an image down to the preview size (a copy; never enlarged).
+
+    Args:
+        image: ``N x 3 x H x W`` float in [0, 1].
+        side: the preview's long side.
+
+    Returns:
+        ``N x 3 x h x w`` with ``(h, w) = preview_size(H, W, side)``.
+
+    >>> downscale(torch.rand(1, 3, 3000, 4000)).shape
+    torch.Size([1, 3, 384, 512])
+    """
     h, w = preview_size(image.shape[-2], image.shape[-1], side)
     if (h, w) == tuple(image.shape[-2:]):
         return image.clone()
@@ -180,7 +202,18 @@ def downscale(image: Tensor, side: int = PREVIEW_SIDE) -> Tensor:
 
 
 def encode_jpeg(image: Tensor, quality: int = PREVIEW_JPEG_QUALITY) -> bytes:
-    """``1 x 3 x H x W`` in [0, 1] as JPEG bytes (8 bits, rounded like :func:`zoo.inference.write_image`)."""
+    """An image as JPEG bytes (8 bits, rounded like :func:`zoo.inference.write_image`).
+
+    Args:
+        image: ``1 x 3 x H x W`` or ``3 x H x W`` float in [0, 1].
+        quality: JPEG quality (1-95).
+
+    Returns:
+        The encoded file.
+
+    >>> encode_jpeg(torch.zeros(1, 3, 8, 8))[:2]
+    b'\\xff\\xd8'
+    """
     from PIL import Image
 
     x = image[0] if image.ndim == 4 else image

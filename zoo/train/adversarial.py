@@ -109,6 +109,14 @@ def _data_size(recipe: Recipe) -> tuple[tuple[int, int] | None, str]:
     return size, key
 
 
+def _contract(kind: str, block: Mapping[str, Any], where: str) -> Any:
+    """A block's declared contract; a contract that refuses its own parameters becomes a sentence at ``where``."""
+    try:
+        return contract_of(kind, block)
+    except ZooError as exc:
+        raise RecipeError(f"{where}: {exc}") from None
+
+
 def _describe(size: tuple[int, int]) -> str:
     return f"{size[0]} x {size[1]}"
 
@@ -127,10 +135,7 @@ def check_adversarial_recipe(recipe: Recipe, *, learning: str, trainer: str) -> 
     model: AdversarialModelSpec = recipe.model
     where = recipe.where
     gen_name = model.generator["name"]
-    try:
-        gen: GeneratorContract = contract_of("generator", model.generator)
-    except ZooError as exc:
-        raise RecipeError(f"{where('model.generator')}: {exc}") from None
+    gen: GeneratorContract = _contract("generator", model.generator, where("model.generator"))
     if gen.learning != learning:
         raise RecipeError(where("model.generator") + ": " + _learning_message(gen_name, gen, learning, trainer))
     if learning == "policy" and model.algorithm is None:
@@ -154,11 +159,8 @@ def check_adversarial_recipe(recipe: Recipe, *, learning: str, trainer: str) -> 
     for name, spec in model.discriminators.items():
         key = f"model.discriminators.{name}"
         net_name, obj_name = spec.network["name"], spec.objective["name"]
-        try:
-            net: DiscriminatorContract = contract_of("discriminator", spec.network)
-            obj = contract_of("loss", spec.objective)
-        except ZooError as exc:
-            raise RecipeError(f"{where(key)}: {exc}") from None
+        net: DiscriminatorContract = _contract("discriminator", spec.network, where(key + ".network"))
+        obj = _contract("loss", spec.objective, where(key + ".objective"))
         if not isinstance(obj, AdversarialContract):
             raise RecipeError(
                 f"{where(key + '.objective')}: {obj_name} is a content loss, not an adversarial objective, so it "
@@ -187,10 +189,7 @@ def check_adversarial_recipe(recipe: Recipe, *, learning: str, trainer: str) -> 
     for name, spec in model.losses.items():
         key = f"model.losses.{name}"
         loss_name = spec.loss["name"]
-        try:
-            loss = contract_of("loss", spec.loss)
-        except ZooError as exc:
-            raise RecipeError(f"{where(key)}: {exc}") from None
+        loss = _contract("loss", spec.loss, where(key + ".loss"))
         if not isinstance(loss, ContentLossContract):
             raise RecipeError(
                 f"{where(key + '.loss')}: {loss_name} is an adversarial objective, not a content loss; give it a "
