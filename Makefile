@@ -7,7 +7,7 @@ PIP    := $(BIN)/python -m pip
 export HF_HUB_OFFLINE := 1
 PYTEST_ARGS ?= -n 2
 
-.PHONY: setup test demo bench registry lint mutate clean studio-screenshot
+.PHONY: setup test demo bench study registry lint mutate clean studio-screenshot
 
 setup: $(STAMP)
 
@@ -22,6 +22,11 @@ test: setup
 
 demo: setup
 	$(BIN)/python tools/demo.py
+
+# every adversarial recipe, same data and budget, into docs/RESULTS.md (about 15 min per recipe with MINUTES=10)
+MINUTES ?= 10
+study: setup
+	$(BIN)/python tools/study.py --minutes $(MINUTES)
 
 bench: setup
 	$(BIN)/python tools/benchmark.py -o docs/benchmarks.md --readme README.md

@@ -100,9 +100,25 @@ def test_dehaze_atmosphere_uses_the_top_dark_pixels_when_the_image_is_large_enou
     x[0, :, 0, 0] = t([0.9, 0.9, 0.9])  # the haziest pixel (dark channel 0.9): A = 0.9 everywhere
     x[0, 0, 5, 5] = 1.0  # a red pixel: its dark channel is 0.2, so it does not enter A
     # long side 50: wsize = int(15 * 50 / 512) = 1, radius = int(80 * 50 / 512) = 7 (a constant t region stays so)
-    out = kosugi.dehaze(x, t([0.5]))
-    # background: dark(I/A) = 0.2/0.9, t = 1 - 0.5 * 0.2/0.9 = 8/9; J = (0.2 - 0.9) * 9/8 + 0.9 = 0.1125
-    assert out[0, 1, 12, 30].item() == pytest.approx(0.1125, abs=1e-4)
+    for grad in (False, True):
+        out = kosugi.dehaze(x, t([0.5]).requires_grad_(grad)).detach()
+        # background: dark(I/A) = 0.2/0.9, t = 1 - 0.5 * 0.2/0.9 = 8/9; J = (0.2 - 0.9) * 9/8 + 0.9 = 0.1125
+        assert out[0, 1, 12, 30].item() == pytest.approx(0.1125, abs=1e-4)
+        # the red pixel is brighter than A in red: J = 0.9 + 0.1 * 9/8 = 1.0125, clipped to 1
+        assert out[0, 0, 5, 5].item() == 1.0
+
+
+def test_dehaze_clips_at_one_on_the_fast_path():
+    """At 420 px the guided filter runs subsampled and the output pass is chunked; it still clips to [0, 1]."""
+    x = torch.full((1, 3, 420, 300), 0.2)
+    x[0, :, :40, :40] = 0.9  # a hazy corner: A = 0.9
+    x[0, 0, 200:210, 150:160] = 1.0  # red above A: J > 1 before the clip
+    with torch.no_grad():
+        out = kosugi.dehaze(x, torch.tensor([0.5]))
+    slow = kosugi.dehaze(x, torch.tensor([0.5]).requires_grad_(True)).detach()
+    assert out.max() <= 1.0 and out[0, 0, 205, 155].item() == 1.0
+    assert torch.allclose(out, slow, atol=1e-5)
+    assert out[0, 1, 300, 100].item() == pytest.approx(0.1125, abs=1e-3)  # as at 20 x 50: t = 8/9
 
 
 def test_clarity_on_a_flat_image_is_the_8bit_truncation_residue():
@@ -447,8 +463,25 @@ def test_kosugi_sliders_apply_each_images_own_parameters():
     close(kosugi.exposure(z, t([0.5, -0.5])), t([[2.5] * 3, [-2.5] * 3]))
     close(kosugi.temp(z, t([0.5, -0.5])), t([[1.0, 0.8, 0.0], [0.0, 0.5, 1.0]]))
     close(kosugi.tint(z, t([0.5, -0.5])), t([[0.5, 0.0, 1.0], [0.5, 1.0, 0.0]]))
-    x = t([0.2, 0.6]).view(1, 1, 1, 2).expand(2, 3, 1, 2)
-    close(kosugi.contrast(x, t([0.5, -0.5])), t([[0.1, 0.7], [0.3, 0.5]]).view(2, 1, 1, 2).expand(2, 3, 1, 2))
+    x = torch.cat(
+        [t([0.2, 0.6]).view(1, 1, 1, 2).expand(1, 3, 1, 2), t([0.0, 0.4]).view(1, 1, 1, 2).expand(1, 3, 1, 2)]
+    )
+    # each image around its own mean (0.4 and 0.2): image 1 with a = -0.5: (x - 0.2) 0.5 + 0.2
+    expected = t([[0.1, 0.7], [0.1, 0.3]]).view(2, 1, 1, 2).expand(2, 3, 1, 2)
+    close(kosugi.contrast(x, t([0.5, -0.5])), expected)
+
+
+def test_clarity_methods():
+    """The registered clarity module passes its bilateral method on: 'exact' and 'grid' differ at radius 9."""
+    from zoo.errors import ParameterError
+
+    x = torch.rand(1, 3, 240, 300, generator=torch.Generator().manual_seed(5))
+    outs = {m: create("editor", {"name": "clarity", "method": m})(x, torch.tensor([1.0])) for m in ("exact", "grid")}
+    auto = create("editor", "clarity")(x, torch.tensor([1.0]))
+    assert torch.equal(auto, outs["grid"])  # radius 9 > 8: auto takes the grid
+    assert (outs["exact"] - outs["grid"]).abs().max() > 1e-3
+    with pytest.raises(ParameterError, match="method must be 'auto', 'exact' or 'grid', got 'fast'"):
+        create("editor", {"name": "clarity", "method": "fast"})
 
 
 def test_clarity_autograd_path_gives_the_same_known_values():
@@ -475,7 +508,8 @@ def test_filters_leave_images_with_a_zero_amount_untouched(name):
         assert (single - x[i : i + 1]).abs().max() > 1e-3
 
 
-@pytest.mark.parametrize("hw", [(96, 128), (240, 300)])  # bilateral radius 4 (exact taps) and 9 (grid)
+# bilateral radius 4 (exact taps), 9 and 15 (grid); at 496 px int(32 s) = 31: radius 15 (int(33 s) = 32 would be 16)
+@pytest.mark.parametrize("hw", [(96, 128), (240, 300), (372, 496)])
 def test_clarity_inference_path_equals_autograd_path(hw):
     """The in-place no-grad path and the autograd path of clarity are the same maths (filter sizes, sigmas, the
     8-bit truncation, the unsharp formula), at sizes where the bilateral window is several pixels wide."""

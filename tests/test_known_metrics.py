@@ -249,3 +249,69 @@ def test_self_feature_preserving_on_a_tiny_random_backbone():
     assert float(got[0]) > 0.01
     assert torch.allclose(got, expected, rtol=1e-4, atol=1e-7)
     assert float(sfp(src, out)) == pytest.approx(float(expected.mean()), rel=1e-4)
+
+
+def test_statistics_edge_cases_by_hand():
+    # colourfulness: yellow (255, 255, 0) and black: rg = (0, 0), yb = (255, 0): sigma = 127.5, mu = 127.5
+    y = torch.zeros(1, 3, 1, 2)
+    y[0, :2, 0, 0] = 1.0
+    out = colorfulness(y)
+    assert out.dtype == torch.float32 and float(out[0]) == pytest.approx(1.3 * 127.5, rel=1e-6)
+    # entropy: levels 0 and 1 are different bins (1 bit); a batch gets one value per image
+    e = torch.zeros(2, 1, 1, 2)
+    e[0, 0, 0, 1] = 1 / 255
+    ent = gray_entropy(e)
+    assert ent.shape == (2,) and ent.dtype == torch.float32
+    assert ent.tolist() == pytest.approx([1.0, 0.0], abs=1e-9)
+    # mean brightness of a one-channel image is its mean
+    assert float(mean_brightness(torch.full((1, 1, 3, 3), 0.4))[0]) == pytest.approx(0.4)
+
+
+def test_full_reference_metrics_per_image_for_two_images():
+    ref = torch.full((2, 3, 11, 11), 0.5, dtype=torch.float64)
+    pred = ref + torch.tensor([0.1, 0.01], dtype=torch.float64).view(2, 1, 1, 1)
+    assert psnr(pred, ref).tolist() == pytest.approx([20.0, 40.0], abs=1e-3)
+    # 11 x 11 is the smallest size the 11 x 11 window accepts: one window, uniform images -> luminance term
+    s = ssim(pred, ref)
+    assert s.shape == (2,)
+    assert float(s[0]) == pytest.approx((2 * 0.6 * 0.5 + C1) / (0.36 + 0.25 + C1), abs=1e-6)
+    with pytest.raises(Exception, match="images are 10 x 11; the 11 x 11 window"):
+        ssim(pred[..., :10, :], ref[..., :10, :])
+
+
+def test_registered_metrics_give_the_known_values():
+    ref = img(0.5, 0.5, 0.5, h=12, w=12, dtype=torch.float32)
+    pred = ref + 0.1
+    assert float(create("metric", "psnr")(pred, ref)[0]) == pytest.approx(20.0, abs=1e-4)
+    expected_y = -20 * math.log10(0.1 * 219 / 255)
+    assert float(create("metric", {"name": "psnr", "channel": "y"})(pred, ref)[0]) == pytest.approx(expected_y, abs=1e-4)
+    lum = (2 * 0.6 * 0.5 + C1) / (0.36 + 0.25 + C1)
+    assert float(create("metric", "ssim")(pred, ref)[0]) == pytest.approx(lum, abs=1e-4)  # float32 moments
+    assert float(create("metric", {"name": "ssim", "channel": "y", "window_size": 3})(ref, ref)[0]) == pytest.approx(1.0)
+    assert float(create("metric", "delta_e")(img(1.0, 1.0, 1.0), img(0.0, 0.0, 0.0))[0]) == pytest.approx(100, abs=0.01)
+    assert float(create("metric", "mean_brightness")(img(1.0, 0.0, 0.0))[0]) == pytest.approx(0.299)
+    assert float(create("metric", "colorfulness")(ref)[0]) == pytest.approx(0.0, abs=1e-6)
+    assert float(create("metric", "entropy")(ref)[0]) == pytest.approx(0.0, abs=1e-9)
+
+
+def test_metric_error_sentences_name_the_metric():
+    from zoo.errors import InputError
+
+    x = torch.rand(1, 3, 12, 12)
+    for name, fn in (("psnr", psnr), ("ssim", ssim)):
+        with pytest.raises(InputError, match=rf"metric '{name}': channel must be 'rgb' or 'y', got 'lab'"):
+            fn(x, x, channel="lab")
+        with pytest.raises(InputError, match=rf"metric '{name}': pred and ref must have the same shape"):
+            fn(x, x[..., :11])
+    with pytest.raises(InputError, match=r"metric 'delta_e': pred and ref must have the same shape"):
+        delta_e76(x, x[..., :11])
+    for fn, name in ((mean_brightness, "mean_brightness"), (colorfulness, "colorfulness"), (gray_entropy, "entropy")):
+        with pytest.raises(InputError, match=rf"metric '{name}': pred must be in \[0, 1\]"):
+            fn(x + 2)
+    with pytest.raises(InputError, match="needs at least that many pixels each way"):
+        ssim(x[..., :5, :], x[..., :5, :])
+    for bad in (4, 1):
+        with pytest.raises(InputError, match=f"window_size must be odd and >= 3, got {bad}"):
+            create("metric", {"name": "ssim", "window_size": bad})
+    small = torch.rand(1, 3, 5, 5)  # only a window of at most 5 fits: the module uses its own window_size
+    assert float(create("metric", {"name": "ssim", "window_size": 5})(small, small)[0]) == pytest.approx(1.0)

@@ -130,12 +130,12 @@ def test_gradient_penalty_with_real_equal_to_fake_is_known_exactly():
     z[1, 1, 1, 1] = 0.25
     critic = SquareCritic()
     torch.manual_seed(0)
-    assert float(gradient_penalty(critic, z, z.clone())) == pytest.approx(0.625, abs=1e-6)
+    assert float(gradient_penalty(critic, z, z.clone()).detach()) == pytest.approx(0.625, abs=1e-6)
     # center 0: mean (2 ||z||)^2 = (4 + 0.25) / 2
-    assert float(gradient_penalty(critic, z, z.clone(), center=0.0)) == pytest.approx(2.125, abs=1e-6)
+    assert float(gradient_penalty(critic, z, z.clone(), center=0.0).detach()) == pytest.approx(2.125, abs=1e-6)
     # through the objective: gp_weight times the penalty
     obj = create("loss", {"name": "wgan_gp", "gp_weight": 10.0})
-    assert float(obj.penalty(critic, z, z.clone())) == pytest.approx(6.25, abs=1e-5)
+    assert float(obj.penalty(critic, z, z.clone()).detach()) == pytest.approx(6.25, abs=1e-5)
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -160,3 +160,72 @@ def test_gradient_penalty_interpolates_between_each_real_and_its_fake(seed):
     assert critic.scale.grad is not None
     expected = float((2 * (norms - 1) * norms).mean())  # d/ds mean((s ||2 x|| - 1)^2) at s = 1
     assert float(critic.scale.grad) == pytest.approx(expected, rel=1e-4)
+
+
+# ------------------------------------------------------------------------------------------- declarations, sentences
+
+# name -> (accepted score ranges, relativistic, shift-invariant), from each objective's definition
+DECLARED = {
+    "lsgan": ({"unbounded", "logits", "probabilities"}, False, False),
+    "ralsgan": ({"unbounded", "logits"}, True, True),
+    "wgan_gp": ({"unbounded", "logits"}, False, True),
+    "hinge": ({"unbounded", "logits"}, False, False),
+    "nonsaturating": ({"unbounded", "logits"}, False, False),
+}
+
+
+@pytest.mark.parametrize("name", list(DECLARED))
+def test_declared_contracts(name):
+    from zoo.contracts import contract_of
+
+    c = contract_of("loss", name)
+    accepts, relativistic, shift_invariant = DECLARED[name]
+    assert set(c.accepts) == accepts
+    assert c.gives_reward is True and c.relativistic is relativistic and c.shift_invariant is shift_invariant
+    # calling the module is its critic loss (real first)
+    obj = create("loss", name)
+    assert float(obj(REAL, FAKE)) == pytest.approx(float(obj.critic_loss(REAL, FAKE)))
+    assert float(obj(REAL, FAKE)) != pytest.approx(float(obj.critic_loss(FAKE, REAL)))
+
+
+@pytest.mark.parametrize("name", list(KNOWN))
+def test_scores_without_a_batch_dimension_are_refused_by_name(name):
+    from zoo.errors import InputError
+
+    obj = create("loss", name)
+    scalar = torch.tensor(1.0)
+    calls = [
+        lambda: obj.critic_loss(scalar, FAKE),
+        lambda: obj.critic_loss(REAL, scalar),
+        lambda: obj.generator_loss_per_image(scalar, REAL),
+        lambda: obj.generator_loss(scalar, REAL),
+    ]
+    if name == "ralsgan":  # the generator loss also scores the real images per image
+        calls.append(lambda: obj.generator_loss(FAKE, scalar.view(1, 1).expand(2, 1)[0, 0]))
+    for call in calls:
+        with pytest.raises(InputError, match=rf"loss '{name}': scores must be a tensor N x 1"):
+            call()
+
+
+def test_relativistic_generator_loss_needs_real_scores():
+    from zoo.errors import InputError
+
+    obj = create("loss", "ralsgan")
+    for call in (obj.generator_loss_per_image, obj.generator_loss, obj.reward):
+        with pytest.raises(InputError, match="loss 'ralsgan': the relativistic .* needs the critic's scores on real"):
+            call(FAKE, None)
+
+
+def test_wgan_gp_penalty_weight_and_center():
+    from zoo.errors import InputError
+
+    z = torch.zeros(2, 3, 2, 2)
+    z[0, 0, 0, 0] = 1.0
+    z[1, 1, 1, 1] = 0.25  # penalty (center 1): 0.625; center 0: 2.125 (see above)
+    for weight, center, expected in ((1.0, 1.0, 0.625), (2.0, 0.0, 4.25), (0.0, 1.0, 0.0)):
+        obj = create("loss", {"name": "wgan_gp", "gp_weight": weight, "center": center})
+        assert float(obj.penalty(SquareCritic(), z, z.clone()).detach()) == pytest.approx(expected, abs=1e-5)
+    with pytest.raises(InputError, match=r"real and fake batches must have the same shape, got \(2, 3, 2, 2\) and"):
+        gradient_penalty(SquareCritic(), z, z[:1])
+    with pytest.raises(InputError, match="gp_weight must be >= 0, got -1"):
+        create("loss", {"name": "wgan_gp", "gp_weight": -1.0})

@@ -118,3 +118,21 @@ def test_enhance_without_a_model_uses_the_default(tmp_path):
     assert np.abs(got - want).max() <= 1.0
     res = CliRunner().invoke(app, ["enhance", str(src), "-o", str(tmp_path / "o2"), "--pretrained", "nope", "-q"])
     assert isinstance(res.exception, UnknownComponentError) and "zoo list pretrained" in str(res.exception)
+
+
+def test_make_pretrained_refuses_a_model_trained_on_evaluation_photos():
+    import importlib.util
+    import sys
+
+    path = Path(__file__).resolve().parent.parent / "tools" / "make_pretrained.py"
+    spec = importlib.util.spec_from_file_location("zoo_make_pretrained_tool", path)
+    tool = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = tool
+    spec.loader.exec_module(tool)
+    ok = {"data": {"source": "../shared/data/lowlight/SICE_dark", "target": ["../shared/data/normal/BSDS500"]}}
+    assert tool.check_data_rule(ok) == ["../shared/data/lowlight/SICE_dark", "../shared/data/normal/BSDS500"]
+    for bad in ("/x/shared/data/lowlight/DICM", "../shared/data/normal/McMaster/", "data/CBSD68"):
+        recipe = {"data": {"source": "../shared/data/lowlight/SICE_dark", "target": [bad]}}
+        with pytest.raises(SystemExit, match="refused: the checkpoint was trained on evaluation photos"):
+            tool.check_data_rule(recipe)
+    assert tool._portable("/work/shared/data/normal/Urban100") == "../shared/data/normal/Urban100"

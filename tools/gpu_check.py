@@ -128,6 +128,11 @@ def _data_override(block: dict[str, Any]) -> str:
     return "data=" + yaml.safe_dump(plain, default_flow_style=True, width=10_000).strip()
 
 
+def store_uri(out: Path) -> str:
+    """The MLflow store of one check (a SQLite file in its folder)."""
+    return f"sqlite:///{out / 'mlflow.db'}"
+
+
 def prepare_recipe(
     path: Path, *, device: str, steps: int, out: Path, tiny: bool, synthetic: bool
 ) -> tuple[Any | None, list[str], str]:
@@ -151,7 +156,7 @@ def prepare_recipe(
         f"train.log_every={max(1, steps // 20)}",
         "train.samples=2",
         "tracking.enabled=true",
-        f"tracking.uri=sqlite:///{out / 'mlflow.db'}",
+        f"tracking.uri={store_uri(out)}",
         "tracking.system_metrics=true",
         "tracking.log_model=false",
         "tracking.log_checkpoints=false",
@@ -233,7 +238,8 @@ def check_training(path: Path, *, device: str, steps: int, out: Path, tiny: bool
     cfg = recipe.train
     settings = f"amp {cfg.amp}, channels_last {cfg.channels_last}, compile {cfg.compile}, batch {cfg.batch_size}"
     _peak_reset(device)
-    trainer = recipe.trainer_cls(recipe, device=device, quiet=True)
+    # explicit: MLflow exports MLFLOW_TRACKING_URI once a store is set, and that variable beats tracking.uri
+    trainer = recipe.trainer_cls(recipe, device=device, tracking_uri=store_uri(out), quiet=True)
     t0 = time.perf_counter()
     try:
         result = trainer.fit()
@@ -382,17 +388,19 @@ def check_ddp(path: Path, *, device: str, out: Path, tiny: bool, synthetic: bool
     case = f"zoo train --nproc {nproc} ({backend}), {path.stem}, {steps} steps"
     if recipe is None:
         return [_row("gpu_ddp", case, None, "MLflow runs", "== 1", note)]
-    cmd = [sys.executable, "-m", "zoo", "train", str(path), "--quiet", "--nproc", str(nproc)]
+    uri = store_uri(ddp_out)
+    cmd = [sys.executable, "-m", "zoo", "train", str(path), "--quiet", "--nproc", str(nproc), "--tracking-uri", uri]
     for item in overrides:
         cmd += ["--set", item]
-    env = dict(os.environ, OMP_NUM_THREADS="1")
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    env["OMP_NUM_THREADS"] = "1"
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=env, timeout=900)
     wall = time.perf_counter() - t0
     if proc.returncode != 0:
         last = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
         return [_row("gpu_ddp", case, None, "MLflow runs", "== 1", f"failed (exit {proc.returncode}): {last[0][:200]}")]
-    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{ddp_out / 'mlflow.db'}")
+    client = mlflow.MlflowClient(tracking_uri=uri)
     runs = [r for e in client.search_experiments() for r in client.search_runs([e.experiment_id])]
     world = runs[0].data.tags.get("zoo.world_size", "?") if runs else "?"
     group = "no process group (world size 1)" if nproc == 1 else f"world size tag {world}"
@@ -630,15 +638,20 @@ def check_environment(cuda: bool) -> Any:
     wanted = {
         "MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING": "true",
         "MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL": os.environ.get(
-            "MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL", "1" if cuda else "0.1"
+            "MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL", "1" if cuda else "0.02"
         ),
         "HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1"),
     }
-    saved = {k: os.environ.get(k) for k in wanted}
+    import mlflow
+
+    saved = {k: os.environ.get(k) for k in (*wanted, "MLFLOW_TRACKING_URI")}
+    uri_set = mlflow.is_tracking_uri_set()
+    uri = mlflow.get_tracking_uri() if uri_set else None
     os.environ.update(wanted)
     try:
         yield
     finally:
+        mlflow.set_tracking_uri(uri)  # the runs set MLflow's global store (and its environment variable)
         for key, value in saved.items():
             if value is None:
                 os.environ.pop(key, None)

@@ -234,7 +234,8 @@ class Tracker:
 
         estimate = max(first_step_s, 1e-3) * max(remaining_steps, 1)
         interval = float(min(max(estimate / 100.0, 0.5), 30.0))  # ~100 samples, within [0.5 s, 30 s]
-        if "MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL" not in os.environ:
+        user_interval = "MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL" in os.environ  # the user's choice wins
+        if not user_interval:
             mlflow.set_system_metrics_sampling_interval(interval)
         self._monitor = SystemMetricsMonitor(
             self.run_id,
@@ -244,7 +245,7 @@ class Tracker:
             tracking_uri=self.uri,
         )
         self._monitor.start()
-        if "MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL" in os.environ:
+        if not user_interval:  # unset only what was set here, never the user's variable
             mlflow.set_system_metrics_sampling_interval(None)
 
     # ------------------------------------------------------------------------------------------- logging
