@@ -229,3 +229,55 @@ def test_wgan_gp_penalty_weight_and_center():
         gradient_penalty(SquareCritic(), z, z[:1])
     with pytest.raises(InputError, match="gp_weight must be >= 0, got -1"):
         create("loss", {"name": "wgan_gp", "gp_weight": -1.0})
+
+
+# ------------------------------------------------------------------------------------------- the RL reward's penalty
+
+
+def test_reward_penalty_adds_the_mean_over_the_local_patches(tmp_path):
+    """A content loss with ``patches: local`` is, per image, its whole-image value plus the mean of its values
+    over that image's local-discriminator windows (EnlightenGAN's patch term), each weighted:
+    ``penalty = 100 * (mse(x, y) + mean_p mse(x_p, y_p)) + 2 * l1(x, y)``, computed here from the windows."""
+    from tests.test_rl_trainer import _raw
+    from zoo.recipe import recipe_from_dict
+    from zoo.train.rl import RLTrainer
+
+    raw = _raw(tmp_path)
+    raw["model"]["discriminators"]["local"] = {
+        "network": {"name": "local_patches", "n_patches": 3, "patch_size": 16, "per_image": True},
+        "objective": {"name": "lsgan"},
+        "weight": 1.0,
+    }
+    raw["model"]["losses"]["penalty"]["patches"] = "local"
+    raw["model"]["losses"]["l1"] = {"loss": {"name": "l1"}, "weight": 2.0}
+    trainer = RLTrainer(recipe_from_dict(raw), quiet=True)
+    trainer.build()
+    try:
+        g = torch.Generator().manual_seed(0)
+        source = torch.rand(2, 3, 64, 64, generator=g)
+        edited = source.clone()
+        edited[0, :, :32] += 0.2  # image 0 changed in its top half only: patch values differ from the whole
+        edited[1] = 1 - edited[1]
+        edited = edited.clamp(0, 1)
+        torch.manual_seed(3)
+        windows = trainer.side.draw_windows(source)
+        total, parts = trainer.content.per_image(source, edited, windows)
+        w = windows["local"]  # patches x images x (top, left)
+        assert w.shape == (3, 2, 2)
+        for i in range(2):
+            whole = ((edited[i] - source[i]) ** 2).mean()
+            crops = [
+                ((edited[i, :, t : t + 16, c : c + 16] - source[i, :, t : t + 16, c : c + 16]) ** 2).mean()
+                for t, c in w[:, i].tolist()
+            ]
+            mse_i = whole + sum(crops) / len(crops)
+            l1_i = (edited[i] - source[i]).abs().mean()
+            assert float(parts["penalty"][i]) == pytest.approx(float(mse_i), rel=1e-5)
+            assert float(parts["l1"][i]) == pytest.approx(float(l1_i), rel=1e-5)
+            assert float(total[i]) == pytest.approx(float(100 * mse_i + 2 * l1_i), rel=1e-5)
+        # the scalar (training) form: the batch means of the same two terms
+        scalar, named = trainer.content.total(source, edited, windows)
+        assert named["loss/penalty"] == pytest.approx(float(parts["penalty"].mean()), rel=1e-5)
+        assert float(scalar) == pytest.approx(float(total.mean()), rel=1e-5)
+    finally:
+        trainer._release()

@@ -37,7 +37,10 @@ GROUPS: dict[str, tuple[list[str], list[str]]] = {
     # the RL reward: the weighted adversarial rewards minus the weighted per-image content losses
     "reward": (
         ["zoo/train/adversarial.py"],
-        ["tests/test_rl_trainer.py::test_reward_is_weighted_rewards_minus_weighted_penalties"],
+        [
+            "tests/test_rl_trainer.py::test_reward_is_weighted_rewards_minus_weighted_penalties",
+            "tests/test_known_objectives.py::test_reward_penalty_adds_the_mean_over_the_local_patches",
+        ],
     ),
     "rl_algorithms": (
         ["zoo/rl/a2c.py", "zoo/rl/ppo.py", "zoo/rl/reinforce.py", "zoo/rl/common.py"],
