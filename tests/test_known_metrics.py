@@ -310,8 +310,13 @@ def test_metric_error_sentences_name_the_metric():
     for fn, name in ((mean_brightness, "mean_brightness"), (colorfulness, "colorfulness"), (gray_entropy, "entropy")):
         with pytest.raises(InputError, match=rf"metric '{name}': pred must be in \[0, 1\]"):
             fn(x + 2)
-    with pytest.raises(InputError, match="needs at least that many pixels each way"):
+    with pytest.raises(InputError, match=r"the 11 x 11 window needs at least that many pixels each way\.$"):
         ssim(x[..., :5, :], x[..., :5, :])
+    from zoo.metrics.fullref import PSNR, SSIM
+
+    for cls, name in ((PSNR, "psnr"), (SSIM, "ssim")):  # the classes check too (the registry checks first)
+        with pytest.raises(InputError, match=rf"^metric '{name}': channel must be 'rgb' or 'y', got 'lab'\.$"):
+            cls(channel="lab")
     for bad in (4, 1):
         with pytest.raises(InputError, match=f"window_size must be odd and >= 3, got {bad}"):
             create("metric", {"name": "ssim", "window_size": bad})

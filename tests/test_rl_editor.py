@@ -110,9 +110,9 @@ def test_editor_modes_shapes_and_determinism() -> None:
 
 
 def test_editor_k_and_l_mismatch_and_bad_input_are_clear_errors() -> None:
-    with pytest.raises(ParameterError, match="levels=17"):
+    with pytest.raises(ParameterError, match="policy.levels is 17"):
         create("generator", {"name": "rl_editor", "policy": {"name": "kosugi_actor_critic", "levels": 17}})
-    with pytest.raises(ParameterError, match="num_params=5"):
+    with pytest.raises(ParameterError, match="policy.num_params is 5"):
         create("generator", {"name": "rl_editor", "policy": {"name": "kosugi_actor_critic", "num_params": 5}})
     small = create("generator", {"name": "rl_editor", "software": {"name": "editor_chain"}, "levels": 9})
     assert small.policy.num_params == 3 and small.policy.levels == 9

@@ -18,6 +18,11 @@ from .conftest import ROOT
 RECIPES = ROOT / "recipes"
 
 
+def _renamed(changed: list[str]) -> list[str]:
+    """The changed lines besides the recipe's own name and description (which a swap to a new file updates)."""
+    return [line for line in changed if not line[1:].startswith(("name:", "description:"))]
+
+
 def _changed_lines(before: str, after: str) -> list[str]:
     diff = difflib.unified_diff(before.splitlines(), after.splitlines(), lineterm="", n=0)
     return [line for line in diff if line[:1] in "+-" and not line.startswith(("+++", "---"))]
@@ -38,6 +43,10 @@ def test_swap_into_another_folder_rewrites_base_and_loads(tmp_path):
     assert swapped["model"]["algorithm"]["lr"] == original["model"]["algorithm"]["lr"]
     swapped["model"].pop("algorithm")
     original["model"].pop("algorithm")
+    # a recipe named after its file takes the new file's name (its own run folder and MLflow experiment), and its
+    # description says what was swapped
+    assert swapped.pop("name") == "demo_ppo" and original.pop("name") == "rl_edit_demo"
+    assert swapped.pop("description") == original.pop("description") + " [zoo swap: model.algorithm reinforce -> ppo]"
     assert swapped == original
 
 
@@ -49,7 +58,11 @@ def test_swap_keeps_comments_and_changes_only_the_swapped_lines(tmp_path):
     assert (kind, old, dropped) == ("loss", "lsgan", [])
     comments = [line.split("#", 1)[1] for line in before.splitlines() if "#" in line]
     assert comments and all(c in text for c in comments)
-    assert _changed_lines(before, text) == ["-      objective: {name: lsgan}", "+      objective: {name: ralsgan}"]
+    assert _renamed(_changed_lines(before, text)) == [
+        "-      objective: {name: lsgan}",
+        "+      objective: {name: ralsgan}",
+    ]
+    assert yaml.safe_load(text)["name"] == "e"
     # a block-style block is edited in place: its comments stay, a dropped key goes
     text, _, old, dropped = swap_component(source, "model.losses.sfp.loss", "mse", output=out)
     assert old == "self_feature_preserving" and set(dropped) == {
@@ -60,7 +73,7 @@ def test_swap_keeps_comments_and_changes_only_the_swapped_lines(tmp_path):
         "preprocess",
         "instance_norm",
     }
-    changed = _changed_lines(before, text)
+    changed = _renamed(_changed_lines(before, text))
     assert "-        name: self_feature_preserving" in changed and "+        name: mse" in changed
     assert all(line.startswith("-") for line in changed if "name:" not in line)  # only removals besides the name
     assert "# plus the mean over the local discriminator's patches" in text
@@ -73,7 +86,7 @@ def test_swap_with_base_in_the_same_folder_keeps_base_and_comments(tmp_path):
     text, *_ = swap_component(tmp_path / "rl_edit_demo.yaml", "model.algorithm", "a2c", output=tmp_path / "x.yaml")
     assert yaml.safe_load(text)["base"] == "rl_edit.yaml"
     assert "# - 3 critic steps per update (lr 3e-4) instead of 5;" in text
-    changed = _changed_lines(before, text)
+    changed = _renamed(_changed_lines(before, text))
     assert len(changed) == 2 and "reinforce" in changed[0] and "{name: a2c, lr: 1.0e-3" in changed[1]
 
 
