@@ -89,6 +89,8 @@ def test_lsgan_labels():
     obj = create("loss", {"name": "lsgan", "real_label": 0.9, "fake_label": 0.1})
     # critic 1/2 [mean (r - 0.9)^2 + mean (f - 0.1)^2] = 1/2 [(1.21 + 0.81)/2 + (0.81 + 1.21)/2] = 1.01
     assert float(obj.critic_loss(REAL, FAKE)) == pytest.approx(1.01, abs=1e-6)
+    # fakes (1, 0): 1/2 [1.01 + (0.81 + 0.01)/2] = 0.71
+    assert float(obj.critic_loss(REAL, torch.tensor([[1.0], [0.0]]))) == pytest.approx(0.71, abs=1e-6)
     # generator mean (f - 0.9)^2 = (0.01 + 3.61)/2 = 1.81
     assert float(obj.generator_loss(FAKE)) == pytest.approx(1.81, abs=1e-6)
 
@@ -199,11 +201,14 @@ def test_scores_without_a_batch_dimension_are_refused_by_name(name):
         lambda: obj.critic_loss(REAL, scalar),
         lambda: obj.generator_loss_per_image(scalar, REAL),
         lambda: obj.generator_loss(scalar, REAL),
+        lambda: obj.reward(scalar, REAL),
     ]
+    if name == "wgan_gp":  # its reward also averages the real scores
+        calls.append(lambda: obj.reward(FAKE, scalar))
     if name == "ralsgan":  # the generator loss also scores the real images per image
         calls.append(lambda: obj.generator_loss(FAKE, scalar.view(1, 1).expand(2, 1)[0, 0]))
     for call in calls:
-        with pytest.raises(InputError, match=rf"loss '{name}': scores must be a tensor N x 1"):
+        with pytest.raises(InputError, match=rf"loss '{name}': scores must be a tensor N x 1 .*, got a 0-d tensor\.$"):
             call()
 
 

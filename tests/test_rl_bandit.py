@@ -20,7 +20,9 @@ algorithm added later is tested without editing this file.
 
 from __future__ import annotations
 
+import copy
 import inspect
+import math
 
 import pytest
 import torch
@@ -135,3 +137,123 @@ def test_entropy_bonus_alone_spreads_a_skewed_policy(name):
     with torch.no_grad():
         after = float(entropy_of(policy(obs)[0]).mean())
     assert after > before + 0.3, f"{name}: entropy {before:.3f} -> {after:.3f}"
+
+
+@pytest.mark.parametrize("name", ALGORITHMS)
+def test_update_metrics_and_state_round_trip(name):
+    """Every algorithm reports finite ``policy_loss``, ``entropy`` and ``grad_norm`` and checkpoints its optimiser:
+    a copy restored from ``state_dict`` makes exactly the same next update."""
+    torch.manual_seed(2)
+    policy = TinyPolicy()
+    algo = build(name, lr=0.02)
+    with pytest.raises(AssertionError, match="call bind"):
+        algo.update(None)
+    algo.bind(policy)
+    gen = torch.Generator().manual_seed(2)
+
+    def batch():
+        ctx = torch.randint(0, 2, (BATCH,), generator=gen)
+        obs = contexts_to_obs(ctx)
+        actions, logp, values = act(policy, obs)
+        return Rollout(obs, actions, reward(ctx, actions), logp, values)
+
+    for _ in range(3):
+        stats = algo.update(batch())
+    for key in ("policy_loss", "entropy", "grad_norm"):
+        assert math.isfinite(stats[key]), (key, stats)
+    assert stats["entropy"] > 0 and stats["grad_norm"] > 0
+    twin_policy = TinyPolicy()
+    twin_policy.load_state_dict(policy.state_dict())
+    twin = build(name, lr=0.02)
+    twin.bind(twin_policy)
+    twin.load_state_dict(copy.deepcopy(algo.state_dict()))  # (Adam may keep the loaded tensors themselves)
+    nxt = batch()
+    torch.manual_seed(5)
+    algo.update(nxt)
+    torch.manual_seed(5)
+    twin.update(nxt)
+    for p, q in zip(policy.parameters(), twin_policy.parameters(), strict=True):
+        assert torch.equal(p, q)
+
+
+# the paper's settings (Kosugi & Yamasaki: Adam lr 1e-4, beta1 0.5; entropy 1e-3; gradient clip 40)
+DEFAULTS = {"lr": 1e-4, "beta1": 0.5, "beta2": 0.999, "entropy_coef": 1e-3, "max_grad_norm": 40.0}
+EXTRA = {
+    "a2c": {"value_coef": 1.0},
+    "ppo": {"value_coef": 1.0, "clip_coef": 0.2, "epochs": 4, "minibatches": 1, "normalize_advantage": True},
+    "reinforce": {"baseline_decay": 0.9},
+}
+
+
+@pytest.mark.parametrize("name", sorted(EXTRA))
+def test_defaults(name):
+    algo = create("algorithm", name)
+    for key, value in {**DEFAULTS, **EXTRA[name]}.items():
+        assert getattr(algo, key) == value, key
+    assert algo.policy is None and algo.optimizer is None
+    assert algo.state_dict()["optimizer"] is None
+
+
+class TablePolicy(nn.Module):
+    """A state-free policy: a K x L logit table and one value (the gradient of each loss is easy to write out)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        g = torch.Generator().manual_seed(7)
+        self.table = nn.Parameter(torch.randn(K, L, generator=g))
+        self.v = nn.Parameter(torch.tensor(0.3))
+
+    def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        n = obs.shape[0]
+        return self.table.expand(n, -1, -1), self.v.expand(n) + 0.1 * obs.flatten(1).mean(1)
+
+
+def _written_out_loss(name: str, table, v, obs, actions, rewards, old_logp, values):
+    """Each algorithm's loss for one update, from its paper (beta = 0.05, value weight 0.5, PPO clip 0.2)."""
+    logits = table.expand(len(obs), -1, -1)
+    value = v.expand(len(obs)) + 0.1 * obs.flatten(1).mean(1)
+    logp_all = torch.log_softmax(logits, -1)
+    logp = logp_all.gather(-1, actions.unsqueeze(-1)).squeeze(-1).sum(-1)
+    entropy = -(logp_all.exp() * logp_all).sum(-1).sum(-1)
+    if name == "a2c":
+        adv = (rewards - value).detach()
+        return -(logp * adv).mean() - 0.05 * entropy.mean() + 0.5 * 0.5 * ((value - rewards) ** 2).mean()
+    if name == "reinforce":  # first batch: the baseline is its mean reward
+        adv = rewards - rewards.mean()
+        return -(logp * adv).mean() - 0.05 * entropy.mean()
+    adv = rewards - values
+    adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+    ratio = torch.exp(logp - old_logp)
+    surrogate = torch.max(-adv * ratio, -adv * ratio.clamp(0.8, 1.2))
+    return surrogate.mean() - 0.05 * entropy.mean() + 0.5 * 0.5 * ((value - rewards) ** 2).mean()
+
+
+@pytest.mark.parametrize("name", ["a2c", "ppo", "reinforce"])
+def test_one_update_has_the_gradient_of_the_written_out_loss(name):
+    """The gradient an update leaves on the parameters equals that of the loss written out here (all terms:
+    policy gradient, entropy bonus, value loss; PPO's normalised advantage and clipped ratio, with old
+    log-probabilities chosen so that some ratios are clipped)."""
+    policy = TablePolicy()
+    params = {"lr": 0.01, "entropy_coef": 0.05, "max_grad_norm": 1e9}
+    if name != "reinforce":
+        params["value_coef"] = 0.5
+    if name == "ppo":
+        params.update(epochs=1, minibatches=1, clip_coef=0.2, normalize_advantage=True)
+    algo = create("algorithm", {"name": name, **params})
+    algo.bind(policy)
+    g = torch.Generator().manual_seed(3)
+    obs = torch.rand(6, 3, SIDE, SIDE, generator=g)
+    actions = torch.randint(0, L, (6, K), generator=g)
+    rewards = torch.rand(6, generator=g)
+    with torch.no_grad():
+        logits, values = policy(obs)
+        logp_now = torch.log_softmax(logits, -1).gather(-1, actions.unsqueeze(-1)).squeeze(-1).sum(-1)
+    old_logp = logp_now + torch.tensor([0.5, -0.5, 0.05, -0.05, 0.4, 0.0])  # ratios e^-0.5 .. e^0.5: some clipped
+    table = policy.table.detach().clone().requires_grad_(True)
+    v = policy.v.detach().clone().requires_grad_(True)
+    _written_out_loss(name, table, v, obs, actions, rewards, old_logp, values).backward()
+    torch.manual_seed(0)
+    algo.update(Rollout(obs, actions, rewards, old_logp, values))
+    assert torch.allclose(policy.table.grad, table.grad, atol=1e-6), (policy.table.grad - table.grad).abs().max()
+    if name != "reinforce":
+        assert torch.allclose(policy.v.grad, v.grad, atol=1e-6)
