@@ -209,29 +209,26 @@ def index_path() -> Path:
 @functools.lru_cache(maxsize=1)
 def load_index() -> tuple[EntryInfo, ...]:
     """Read the committed index of built-in components (no torch import)."""
+    return tuple(EntryInfo.from_dict(d) for d in _read_index().get("components", []))
+
+
+@functools.lru_cache(maxsize=1)
+def _read_index() -> dict[str, Any]:
+    """The committed ``registry.yaml`` as a mapping (empty when absent); read once per process."""
     import yaml
 
     path = index_path()
     if not path.is_file():
-        return ()
+        return {}
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     with path.open(encoding="utf-8") as fh:
-        data = yaml.load(fh, Loader=loader) or {}
-    return tuple(EntryInfo.from_dict(d) for d in data.get("components", []))
+        return yaml.load(fh, Loader=loader) or {}
 
 
 @functools.lru_cache(maxsize=1)
 def pretrained_index() -> tuple[dict[str, Any], ...]:
     """The shipped pretrained models as the committed index lists them (``pretrained`` section; no torch import)."""
-    import yaml
-
-    path = index_path()
-    if not path.is_file():
-        return ()
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    with path.open(encoding="utf-8") as fh:
-        data = yaml.load(fh, Loader=loader) or {}
-    return tuple(data.get("pretrained") or ())
+    return tuple(_read_index().get("pretrained") or ())
 
 
 @functools.lru_cache(maxsize=1)
