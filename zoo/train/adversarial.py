@@ -467,10 +467,7 @@ class DiscriminatorSide:
         if saved:
             from zoo.train.replay import ImageReplay
 
-            size = saved["size"]
-            shape = (int(size), int(size)) if isinstance(size, (int, float)) else (int(size[0]), int(size[1]))
-            self.replay = ImageReplay(self._replay_size, shape)
-            self.replay.load_state_dict(saved)
+            self.replay = ImageReplay.from_state(self._replay_size, saved)
 
 
 class ContentTerms:

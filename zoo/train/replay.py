@@ -70,9 +70,21 @@ class ImageReplay:
             "fake": self.fake[:k].clone(),
         }
 
+    @staticmethod
+    def saved_shape(state: dict[str, Any]) -> tuple[int, int]:
+        """The ``(H, W)`` of the images in a saved state (older states record one side)."""
+        size = state["size"]
+        return (int(size), int(size)) if isinstance(size, (int, float)) else (int(size[0]), int(size[1]))
+
+    @classmethod
+    def from_state(cls, capacity: int, state: dict[str, Any]) -> ImageReplay:
+        """A buffer of ``capacity`` images of the saved size, holding the saved images."""
+        replay = cls(capacity, cls.saved_shape(state))
+        replay.load_state_dict(state)
+        return replay
+
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        saved = state["size"]
-        saved = (int(saved), int(saved)) if isinstance(saved, (int, float)) else tuple(int(v) for v in saved)
+        saved = self.saved_shape(state)
         if saved != self.shape:
             raise InputError(f"replay buffer: the saved images are {saved}, this run uses {self.shape}.")
         real, fake = state["real"], state["fake"]
