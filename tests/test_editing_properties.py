@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 import zoo.editing.exposure  # noqa: F401  (registers)
 import zoo.editing.kosugi  # noqa: F401
+import zoo.editing.local  # noqa: F401
 import zoo.editing.software  # noqa: F401
 from zoo.editing.base import Operator
 from zoo.editing.color import convert

@@ -70,7 +70,7 @@ def test_study_smoke(tmp_path, mlflow_template):
     work.mkdir()
     shutil.copy(mlflow_template, work / "mlflow.db")
     out = tmp_path / "docs" / "RESULTS.md"
-    argv = ["--minutes", "0.03", "--recipes", "rl_edit_demo,edit_regressor_wgangp", "--threads", "1"]
+    argv = ["--minutes", "0.03", "--recipes", "rl_edit_demo,edit_regressor_wgangp", "--threads", "1", "--parallel", "2"]
     argv += ["--source", str(src), "--target", str(tgt), "--dicm", str(dicm), "--fullref", str(ref)]
     argv += ["--work", str(work), "--out", str(out), "--set", "train.batch_size=4", "--set", "train.log_every=1"]
     argv += ["--set", "train.checkpoint_every=1"]
@@ -81,6 +81,7 @@ def test_study_smoke(tmp_path, mlflow_template):
         assert row in text
     assert "| rl_edit_demo | recipe |" in text and "| edit_regressor_wgangp | recipe |" in text
     assert "0.03 min of training per recipe" in text and "random He-initialised weights" in text
+    assert "2 recipes trained at a time" in text
     assert "zoo train recipes/rl_edit_demo.yaml" in text and "## What the table says" in text
     assert (out.parent / "results" / "curves.png").stat().st_size > 1000
     assert (out.parent / "results" / "grid_rl_edit_demo.png").is_file()

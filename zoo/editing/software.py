@@ -6,7 +6,8 @@ A :class:`Software` provides what the RL agent, a backprop-trained generator and
 level), named dicts and a human-readable JSON sidecar.
 
 Registered softwares: ``lightroom_basic`` (the 12 sliders of Kosugi & Yamasaki, reference order),
-``exposure_filters`` (Hu et al.'s filters, flattened to 38 slots) and ``editor_chain`` (any list of editors).
+``lightroom_local`` (a CLAHE slider, then the 10 global ones), ``exposure_filters`` (Hu et al.'s filters, flattened to
+38 slots) and ``editor_chain`` (any list of editors).
 """
 
 from __future__ import annotations
@@ -405,6 +406,41 @@ class LightroomBasic(Software):
     def apply_chain(self, images: Tensor, params: Tensor) -> Tensor:
         """The operator-by-operator chain (the autograd path), whatever the grad mode."""
         return super().apply(images, params)
+
+
+@register("software", "lightroom_local", tags=("rl_edit", "lightroom", "local"))
+class LightroomLocal(Software):
+    """``local_contrast`` (CLAHE of the HSV value, blended by one slider) on the input, then the 10 global tone and
+    colour sliders of ``lightroom_basic`` in its order (K = 11; slot 0 is ``local_contrast``).
+
+    The local step comes first because CLAHE works best on the photo as taken: on the 64 DICM photos, CLAHE (Lab L)
+    then a gamma to mean 0.45 scores NIQE 3.66, the gamma first then CLAHE 3.84. ``dehaze`` and ``clarity`` are left
+    out: they are local filters whose effect at full resolution a 64 x 64 critic cannot judge (as in
+    ``rl_edit_demo``), and CLAHE takes their place.
+
+    Args:
+        clip_limit: CLAHE's contrast limit.
+        grid: CLAHE tiles per side.
+        channel: what CLAHE equalises: ``"value"`` (HSV V) or ``"lightness"`` (Lab L).
+    """
+
+    GLOBAL_SLIDERS = ("contrast", "exposure", "temp", "tint", "whites", "blacks", "highlights", "shadows",
+                      "vibrance", "saturation")  # fmt: skip
+
+    def __init__(self, clip_limit: float = 6.0, grid: int = 8, channel: str = "value") -> None:
+        from zoo.editing.local import LocalContrast
+
+        super().__init__([LocalContrast(clip_limit, grid, channel), *self.GLOBAL_SLIDERS], name="lightroom_local")
+        self.clip_limit, self.grid, self.channel = float(clip_limit), int(grid), channel
+
+    def block(self) -> dict[str, Any]:
+        given = {"clip_limit": self.clip_limit, "grid": self.grid, "channel": self.channel}
+        defaults = {"clip_limit": 6.0, "grid": 8, "channel": "value"}
+        return {"name": self.software_name, **{k: v for k, v in given.items() if v != defaults[k]}}
+
+    @classmethod
+    def operator_names(cls, params: Mapping[str, Any]) -> list[str]:
+        return ["local_contrast", *cls.GLOBAL_SLIDERS]
 
 
 @register("software", "exposure_filters", paper="Hu et al., ACM TOG 2018", tags=("exposure",))

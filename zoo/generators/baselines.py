@@ -19,6 +19,7 @@ import torch
 from torch import Tensor
 
 from zoo.contracts import Generator, GeneratorContract
+from zoo.editing.local import CHANNELS, clahe
 from zoo.errors import InputError
 from zoo.registry import register
 
@@ -144,6 +145,7 @@ class CLAHE(_Baseline):
     Args:
         clip_limit: contrast limit (OpenCV's ``clipLimit``; 0 disables clipping, i.e. plain AHE).
         grid: tiles per side (OpenCV's ``tileGridSize``).
+        channel: ``"lightness"`` (Lab L, the classical baseline) or ``"value"`` (HSV V: hue and saturation kept).
 
     Shape:
         ``N x 3 x H x W`` in [0, 1] -> ``{"image": N x 3 x H x W in [0, 1]}``.
@@ -155,8 +157,11 @@ class CLAHE(_Baseline):
         (torch.Size([1, 3, 64, 64]), True)
     """
 
-    def __init__(self, clip_limit: float = 2.0, grid: int = 8) -> None:
+    def __init__(self, clip_limit: float = 2.0, grid: int = 8, channel: str = "lightness") -> None:
         super().__init__()
+        if channel not in CHANNELS:
+            raise InputError(f"generator 'clahe': channel must be one of {', '.join(CHANNELS)}, got {channel!r}.")
+        self.channel = channel
         if float(clip_limit) < 0:
             raise InputError(f"generator 'clahe': clip_limit must be >= 0, got {clip_limit}.")
         if int(grid) < 1:
@@ -165,23 +170,16 @@ class CLAHE(_Baseline):
         self.grid = int(grid)
 
     def _args(self) -> dict[str, Any]:
-        return {"clip_limit": self.clip_limit, "grid": self.grid}
+        return {"clip_limit": self.clip_limit, "grid": self.grid, "channel": self.channel}
 
     def forward(self, images: Tensor) -> dict[str, Tensor]:
-        from kornia.color import lab_to_rgb, rgb_to_lab
-        from kornia.enhance import equalize_clahe
-
         _check("clahe", images)
         if min(images.shape[-2:]) < 2 * self.grid:
             raise InputError(
                 f"generator 'clahe' needs images of at least {2 * self.grid} px a side for a {self.grid} x "
                 f"{self.grid} tile grid, got {tuple(images.shape[-2:])}."
             )
-        x = images.float().clamp(0, 1)
-        lab = rgb_to_lab(x)
-        lum = (lab[:, :1] / 100.0).clamp(0, 1)
-        lum = equalize_clahe(lum, clip_limit=self.clip_limit, grid_size=(self.grid, self.grid))
-        out = lab_to_rgb(torch.cat((lum * 100.0, lab[:, 1:]), dim=1), clip=True)
+        out = clahe(images.float().clamp(0, 1), self.clip_limit, self.grid, self.channel)
         return {"image": out.clamp(0, 1).to(images.dtype)}
 
 

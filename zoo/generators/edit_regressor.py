@@ -107,6 +107,9 @@ class EditRegressor(SliderGenerator):
         pretrained: load a timm backbone's pretrained weights from the Hugging Face cache (never downloaded).
         thumbnail_size: side of the square thumbnail the network sees.
         hidden: width of the head's hidden layer.
+        start: slider values the untrained regressor proposes (``{name: value}``; the others neutral), e.g. a
+            preset to learn from instead of the identity edit. Set through the head's last bias; values at a
+            range's end start at 96 % of the way there, where ``tanh`` still has a gradient.
         weights: optional ``.pt`` file: a state dict of this module or a zoo checkpoint of it.
 
     Returns (forward):
@@ -133,6 +136,7 @@ class EditRegressor(SliderGenerator):
         pretrained: bool = False,
         thumbnail_size: int = 64,
         hidden: int = 128,
+        start: dict[str, float] | None = None,
         weights: str | None = None,
     ) -> None:
         super().__init__()
@@ -158,6 +162,12 @@ class EditRegressor(SliderGenerator):
         self.head = nn.Sequential(nn.Linear(features, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, k))
         nn.init.zeros_(self.head[-1].weight)  # u = tanh(0) = 0: every slider at its neutral value
         nn.init.zeros_(self.head[-1].bias)
+        self.start = dict(start or {})
+        if self.start:
+            values = self.software.from_dict(self.start)  # unknown names and out-of-range values: a sentence
+            u = torch.stack([spec.to_unit(values[i : i + 1]) for i, spec in enumerate(self.software.specs)])
+            with torch.no_grad():
+                self.head[-1].bias.copy_(torch.atanh(u.view(-1).clamp(-0.96, 0.96)))
         if weights:
             self.load_weights(weights)
 
