@@ -195,8 +195,15 @@ def train_recipe(entry: Entry, args: argparse.Namespace, parent: str) -> None:
         from mlflow.tracking import MlflowClient
 
         client = MlflowClient(args.tracking_uri)
-        client.set_tag(entry.run_id, "mlflow.parentRunId", parent)
-        client.set_tag(entry.run_id, "zoo.study", args.study_id)
+        for attempt in range(5):  # with --parallel, another run may hold the SQLite store's write lock a moment
+            try:
+                client.set_tag(entry.run_id, "mlflow.parentRunId", parent)
+                client.set_tag(entry.run_id, "zoo.study", args.study_id)
+                break
+            except Exception:  # noqa: BLE001 - MLflow wraps the lock error in several types
+                if attempt == 4:
+                    raise
+                time.sleep(2.0 * (attempt + 1))
 
 
 def _rel(text: str) -> str:

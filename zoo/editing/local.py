@@ -26,17 +26,20 @@ __all__ = ["CHANNELS", "LocalContrast", "clahe", "clahe_lightness", "clahe_value
 CHANNELS = ("value", "lightness")
 
 
-def clahe_lightness(images: Tensor, clip_limit: float = 2.0, grid: int = 8) -> Tensor:
-    """CLAHE of the CIE Lab lightness; a and b are kept.
+def clahe(images: Tensor, clip_limit: float = 2.0, grid: int = 8, channel: str = "lightness") -> Tensor:
+    """Contrast-limited adaptive histogram equalisation of one channel: Lab lightness or HSV value.
 
-    L (0..100) is scaled to [0, 1], equalised per tile of a ``grid x grid`` layout with histograms clipped at
-    ``clip_limit`` times the mean bin count (bilinear between tiles, as OpenCV's ``createCLAHE``), and the image
-    converted back to RGB with out-of-gamut values clipped. Not differentiable (computed without autograd).
+    The channel (Lab L scaled from 0..100 to [0, 1], or HSV V) is equalised per tile of a ``grid x grid`` layout
+    with histograms clipped at ``clip_limit`` times the mean bin count, bilinear between tiles, as OpenCV's
+    ``createCLAHE``; the other two channels are kept and the image converted back to RGB (out of gamut clipped).
+    ``"value"`` keeps hue and saturation, as histogram equalisation on V does, so colours brighten with the pixel;
+    ``"lightness"`` keeps Lab a and b, so brightened colours look paler. Computed without autograd.
 
     Args:
         images: RGB in [0, 1]; at least ``2 * grid`` pixels a side.
         clip_limit: contrast limit (OpenCV's ``clipLimit``; 0 disables clipping, i.e. plain AHE).
         grid: tiles per side (OpenCV's ``tileGridSize``).
+        channel: ``"lightness"`` or ``"value"``.
 
     Returns:
         The equalised images in [0, 1], same dtype.
@@ -46,56 +49,35 @@ def clahe_lightness(images: Tensor, clip_limit: float = 2.0, grid: int = 8) -> T
 
     Example:
         >>> x = torch.rand(1, 3, 32, 32) * 0.2
-        >>> bool(clahe_lightness(x).mean() > x.mean())
-        True
+        >>> bool(clahe(x).mean() > x.mean()), bool(clahe(x, channel="value").mean() > x.mean())
+        (True, True)
     """
-    from kornia.color import lab_to_rgb, rgb_to_lab
+    from kornia.color import hsv_to_rgb, lab_to_rgb, rgb_to_hsv, rgb_to_lab
     from kornia.enhance import equalize_clahe
 
+    if channel not in CHANNELS:
+        raise ParameterError(f"CLAHE channel must be one of {', '.join(CHANNELS)}, got {channel!r}.")
+    value = channel == "value"
+    scale = 1.0 if value else 100.0
     with torch.no_grad():
         x = images.detach().float().clamp(0, 1)
-        lab = rgb_to_lab(x)
-        lum = (lab[:, :1] / 100.0).clamp(0, 1)
-        lum = equalize_clahe(lum, clip_limit=float(clip_limit), grid_size=(int(grid), int(grid)))
-        out = lab_to_rgb(torch.cat((lum * 100.0, lab[:, 1:]), dim=1), clip=True)
+        conv = rgb_to_hsv(x) if value else rgb_to_lab(x)
+        idx = 2 if value else 0
+        ch = equalize_clahe((conv[:, idx : idx + 1] / scale).clamp(0, 1), clip_limit=float(clip_limit),
+                            grid_size=(int(grid), int(grid)))  # fmt: skip
+        conv = torch.cat((conv[:, :idx], ch * scale, conv[:, idx + 1 :]), dim=1)
+        out = hsv_to_rgb(conv) if value else lab_to_rgb(conv, clip=True)
     return out.clamp(0, 1).to(images.dtype)
+
+
+def clahe_lightness(images: Tensor, clip_limit: float = 2.0, grid: int = 8) -> Tensor:
+    """:func:`clahe` of the Lab lightness (the ``clahe`` baseline's default)."""
+    return clahe(images, clip_limit, grid, "lightness")
 
 
 def clahe_value(images: Tensor, clip_limit: float = 2.0, grid: int = 8) -> Tensor:
-    """CLAHE of the HSV value (``max(R, G, B)``); hue and saturation are kept, as histogram equalisation on V keeps
-    them, so colours brighten with the pixel instead of paling as they do when only Lab L changes.
-
-    Args:
-        images: RGB in [0, 1]; at least ``2 * grid`` pixels a side.
-        clip_limit: contrast limit (OpenCV's ``clipLimit``).
-        grid: tiles per side.
-
-    Returns:
-        The equalised images in [0, 1], same dtype. Not differentiable (computed without autograd).
-
-    Shape:
-        ``N x 3 x H x W`` -> ``N x 3 x H x W``.
-
-    Example:
-        >>> x = torch.rand(1, 3, 32, 32) * 0.2
-        >>> bool(clahe_value(x).mean() > x.mean())
-        True
-    """
-    from kornia.color import hsv_to_rgb, rgb_to_hsv
-    from kornia.enhance import equalize_clahe
-
-    with torch.no_grad():
-        hsv = rgb_to_hsv(images.detach().float().clamp(0, 1))
-        value = equalize_clahe(hsv[:, 2:3].clamp(0, 1), clip_limit=float(clip_limit), grid_size=(int(grid), int(grid)))
-        out = hsv_to_rgb(torch.cat((hsv[:, :2], value), dim=1))
-    return out.clamp(0, 1).to(images.dtype)
-
-
-def clahe(images: Tensor, clip_limit: float = 2.0, grid: int = 8, channel: str = "lightness") -> Tensor:
-    """CLAHE of ``channel``: ``"lightness"`` (:func:`clahe_lightness`) or ``"value"`` (:func:`clahe_value`)."""
-    if channel not in CHANNELS:
-        raise ParameterError(f"CLAHE channel must be one of {', '.join(CHANNELS)}, got {channel!r}.")
-    return (clahe_value if channel == "value" else clahe_lightness)(images, clip_limit, grid)
+    """:func:`clahe` of the HSV value (``local_contrast``'s default)."""
+    return clahe(images, clip_limit, grid, "value")
 
 
 @register("editor", "local_contrast", paper="Zuiderveld, Graphics Gems IV 1994", tags=("local",))
