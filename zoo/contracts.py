@@ -254,6 +254,11 @@ class ContentLoss(nn.Module):
     def forward(self, source: Tensor, output: Tensor) -> Tensor:
         return self.per_image(source, output).mean()
 
+    def target(self, source: Tensor) -> Tensor:
+        """The output this loss does not penalise for ``source`` (its value there is 0): the source itself, unless
+        the loss compares with something made from it (``anchor_mse``: a classical enhancement of it)."""
+        return source
+
 
 class Policy(nn.Module):
     """Base class of policies: ``forward(thumbnails N x 3 x S x S) -> (logits N x K x L, value N)``.

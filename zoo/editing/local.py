@@ -131,7 +131,7 @@ class LocalContrast(Operator):
             delta = torch.zeros_like(x)
         else:
             delta = clahe(x.clamp(0, 1), self.clip_limit, grid, self.channel) - x.detach()
-        return x + p.view(-1, 1, 1, 1) * delta
+        return (x + p.view(-1, 1, 1, 1) * delta).clamp(0.0, 1.0)  # negative s extrapolates: keep [0, 1]
 
     def extra_repr(self) -> str:
         return f"clip_limit={self.clip_limit:g}, grid={self.grid}, channel={self.channel!r}, " + super().extra_repr()

@@ -98,7 +98,7 @@ class AnchorMSE(ContentLoss):
     Example:
         >>> loss = AnchorMSE()
         >>> x = torch.rand(2, 3, 32, 32) * 0.2
-        >>> bool(loss(x, loss.anchor(x)["image"]) == 0), bool(loss(x, x) > 0)
+        >>> bool(loss(x, loss.target(x)) == 0), bool(loss(x, x) > 0)
         (True, True)
     """
 
@@ -119,12 +119,15 @@ class AnchorMSE(ContentLoss):
         self.anchor = create("generator", block, where="loss 'anchor_mse': anchor")
         self.anchor_block = block
 
+    def target(self, source: Tensor) -> Tensor:
+        """The anchor's enhancement of ``source`` (no gradient): where this loss is 0."""
+        with torch.no_grad():
+            return self.anchor(source.detach().float().clamp(0, 1))["image"]
+
     def per_image(self, source: Tensor, output: Tensor) -> Tensor:
         """One value per image, ``(N,)``: the mean over channels and pixels of ``(output - anchor(source))^2``."""
         check_pair("loss 'anchor_mse'", source, output)
-        with torch.no_grad():
-            target = self.anchor(source.detach().float().clamp(0, 1))["image"]
-        d = output.float() - target
+        d = output.float() - self.target(source)
         return (d * d).flatten(1).mean(dim=1)
 
 

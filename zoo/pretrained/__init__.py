@@ -29,7 +29,7 @@ MANIFEST = "manifest.yaml"
 WEIGHTS = "generator.pt"
 RECIPE = "recipe.yaml"
 MAX_MANIFEST_BYTES = 1 << 20
-DEFAULT = "edit_regressor_egan_sice"
+DEFAULT = "edit_regressor_local_sice"
 """The model ``zoo enhance`` uses when no model is named."""
 
 
