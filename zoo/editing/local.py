@@ -1,4 +1,4 @@
-"""Local tone operators: contrast-limited adaptive histogram equalisation of the lightness, as a slider.
+"""Local tone operators: contrast-limited adaptive histogram equalisation (CLAHE) as a slider.
 
 Global sliders (the 12 Lightroom ones, Hu et al.'s curves) change every pixel of a given value the same way, so
 they cannot raise local contrast in dark regions without flattening bright ones. On the 64 DICM photos, fitting
@@ -6,8 +6,8 @@ them to histogram equalisation's output stays at NIQE 3.91, above equalisation i
 limit 6 reaches 3.65 on the Lab lightness and 3.54 on the HSV value. ``local_contrast`` puts that local step into a
 software as one slider.
 
-The equalisation itself is kornia's (``kornia.color.rgb_to_lab``/``lab_to_rgb``, ``kornia.enhance.equalize_clahe``);
-the ``clahe`` baseline generator uses the same function.
+The equalisation and colour conversions are kornia's (``kornia.enhance.equalize_clahe``; ``rgb_to_hsv`` or
+``rgb_to_lab`` and back); the ``clahe`` baseline generator uses the same :func:`clahe`.
 """
 
 from __future__ import annotations

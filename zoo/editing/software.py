@@ -424,13 +424,19 @@ class LightroomLocal(Software):
         channel: what CLAHE equalises: ``"value"`` (HSV V) or ``"lightness"`` (Lab L).
     """
 
-    GLOBAL_SLIDERS = ("contrast", "exposure", "temp", "tint", "whites", "blacks", "highlights", "shadows",
-                      "vibrance", "saturation")  # fmt: skip
+    LOCAL_FILTERS = ("dehaze", "clarity")  # the lightroom_basic sliders left out
+
+    @classmethod
+    def global_sliders(cls) -> list[str]:
+        """The ``lightroom_basic`` sliders kept, in its order."""
+        from zoo.editing.kosugi import KOSUGI_ORDER
+
+        return [n for n in KOSUGI_ORDER if n not in cls.LOCAL_FILTERS]
 
     def __init__(self, clip_limit: float = 6.0, grid: int = 8, channel: str = "value") -> None:
         from zoo.editing.local import LocalContrast
 
-        super().__init__([LocalContrast(clip_limit, grid, channel), *self.GLOBAL_SLIDERS], name="lightroom_local")
+        super().__init__([LocalContrast(clip_limit, grid, channel), *self.global_sliders()], name="lightroom_local")
         self.clip_limit, self.grid, self.channel = float(clip_limit), int(grid), channel
 
     def block(self) -> dict[str, Any]:
@@ -440,7 +446,7 @@ class LightroomLocal(Software):
 
     @classmethod
     def operator_names(cls, params: Mapping[str, Any]) -> list[str]:
-        return ["local_contrast", *cls.GLOBAL_SLIDERS]
+        return ["local_contrast", *cls.global_sliders()]
 
 
 @register("software", "exposure_filters", paper="Hu et al., ACM TOG 2018", tags=("exposure",))
